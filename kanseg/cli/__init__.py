@@ -1,0 +1,59 @@
+"""The ``kanseg`` command line.
+
+Each command group lives in its own module and registers itself on :data:`app`:
+``models`` (kanseg.cli.models), ``data`` (kanseg.cli.data), ``train/evaluate/benchmark/demo``
+(kanseg.cli.train), ``predict`` (kanseg.cli.predict). Errors derived from
+:class:`kanseg.errors.KansegError` become one ``error: ...`` line and exit code 2.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+import typer  # noqa: E402
+
+from kanseg import __version__  # noqa: E402
+from kanseg.errors import KansegError  # noqa: E402
+
+app = typer.Typer(
+    name="kanseg",
+    help="Medical image segmentation with Kolmogorov-Arnold (KAN) convolutions.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"kanseg {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version_callback, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Medical image segmentation with Kolmogorov-Arnold (KAN) convolutions."""
+
+
+def _register() -> None:
+    # Imported for their side effect of adding commands to `app`.
+    from kanseg.cli import data, models, predict, train  # noqa: F401
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``kanseg`` console script."""
+    try:
+        app(args=argv, standalone_mode=True)
+    except KansegError as err:
+        typer.echo(f"error: {err}", err=True)
+        sys.exit(err.exit_code)

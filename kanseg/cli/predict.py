@@ -1,0 +1,1 @@
+"""`kanseg` commands of this group (placeholder until implemented)."""
