@@ -1,0 +1,21 @@
+"""KAN convolution layers: every family of Drokin (2024) in 1D/2D/3D, the bottleneck variant, weight import.
+
+    >>> from kanseg.kan import create_kan_conv
+    >>> layer = create_kan_conv("gram", 2, 16, 32, 3, padding=1, degree=3)
+"""
+
+from kanseg.kan.basis import BasisFamily, get_family, list_families, register_family
+from kanseg.kan.factory import create_kan_conv
+from kanseg.kan.importer import from_torch_conv_kan
+from kanseg.kan.layers import KANConv, bottleneck_width
+
+__all__ = [
+    "BasisFamily",
+    "KANConv",
+    "bottleneck_width",
+    "create_kan_conv",
+    "from_torch_conv_kan",
+    "get_family",
+    "list_families",
+    "register_family",
+]

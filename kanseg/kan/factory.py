@@ -1,0 +1,29 @@
+"""``create_kan_conv``: build a KAN conv layer by family name."""
+
+from __future__ import annotations
+
+from kanseg.kan.layers import KANConv
+
+BOTTLENECK_SUFFIX = "-bottleneck"
+
+
+def parse_family(name: str) -> tuple[str, bool]:
+    """``"gram-bottleneck"`` -> ``("gram", True)``; ``"gram"`` -> ``("gram", False)``."""
+    if name.endswith(BOTTLENECK_SUFFIX):
+        return name[: -len(BOTTLENECK_SUFFIX)], True
+    return name, False
+
+
+def create_kan_conv(family: str, spatial_dims: int, in_channels: int, out_channels: int, kernel_size: int,
+                    stride: int = 1, padding: int = 0, dilation: int = 1, groups: int = 1, dropout: float = 0.0,
+                    norm: str | None = None, bottleneck: bool = False, **options) -> KANConv:
+    """A :class:`~kanseg.kan.KANConv` of ``family`` (``"<family>-bottleneck"`` selects the bottleneck variant).
+
+    ``options`` are the family's hyperparameters (``degree``, ``grid_size``, ``grid_range``, ``spline_order``,
+    ``g``, ``k``, ``a``, ``b``, ``wavelet_type``, ``input_norm``) and ``dim_reduction`` for the bottleneck.
+    Unknown families or options raise ``ValueError`` listing the valid ones.
+    """
+    base, is_bottleneck = parse_family(family)
+    return KANConv(base, spatial_dims, in_channels, out_channels, kernel_size, stride=stride, padding=padding,
+                   dilation=dilation, groups=groups, dropout=dropout, norm=norm,
+                   bottleneck=bottleneck or is_bottleneck, **options)
