@@ -1,0 +1,195 @@
+"""Binary segmentation metrics (MONAI underneath), with every aggregation named.
+
+One *case row* per image (or volume) holds what all aggregations need::
+
+    {"id": "12", "index": 3, "dice": 0.91, "iou": 0.83, "hd95": 4.1,
+     "tp": 812, "fp": 40, "fn": 121,                # native resolution, for the global scores
+     "model_intersection": 700, "model_union": 845} # model resolution, for ukan-compat
+
+:func:`case_metrics` builds the native-resolution part from a predicted and a true mask,
+:func:`summarize` turns rows into the report. Aggregations (each labelled in the report):
+
+- ``per_image``: mean (and std) over cases of Dice / IoU / HD95 at native resolution.
+  Empty ground truth and empty prediction = 1, empty GT with a non-empty prediction = 0
+  (MONAI ``ignore_empty=False``). HD95 = 0 when both masks are empty and the image diagonal
+  (in the spacing's unit) when exactly one is empty.
+- ``global``: Dice / IoU from the TP / FP / FN summed over the whole set.
+- ``ukan_compat``: the U-KAN papers' number, for comparing with published tables only: IoU pooled
+  over each batch of ``batch_size`` cases in dataset order, ``(I + 1e-5) / (U + 1e-5)``, per-batch
+  Dice = 2·IoU / (1 + IoU), both averaged over batches weighted by batch length (U-KAN's
+  ``AverageMeter``), at model input resolution.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from monai.metrics import compute_dice, compute_hausdorff_distance, compute_iou, get_confusion_matrix
+
+UKAN_SMOOTH = 1e-5
+AGGREGATIONS = {
+    "per_image": "mean over cases at native resolution (empty GT + empty prediction = 1)",
+    "global": "dataset-level TP/FP/FN pooled over all cases at native resolution",
+    "ukan_compat": "U-KAN style: IoU pooled per batch of {batch} in dataset order at model resolution, "
+    "batch-size weighted mean over batches; Dice = 2I/(1+I); for comparison with published tables only",
+}
+HD95_EMPTY_RULE = "0 when prediction and ground truth are both empty; image diagonal when only one is empty"
+
+
+def _as_case_tensor(mask: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """(*spatial) bool-like -> (1, 1, *spatial) float tensor of 0/1."""
+    tensor = torch.as_tensor(np.asarray(mask) if not isinstance(mask, torch.Tensor) else mask)
+    return (tensor > 0).float().reshape(1, 1, *tensor.shape)
+
+
+def hd95(pred: torch.Tensor, gt: torch.Tensor, spacing: Sequence[float] | None = None) -> float:
+    """95th percentile symmetric Hausdorff distance of two (1, 1, *spatial) binary masks.
+
+    In pixels (or the spacing's unit). Empty masks follow :data:`HD95_EMPTY_RULE`.
+    """
+    pred_empty, gt_empty = not bool(pred.any()), not bool(gt.any())
+    if pred_empty and gt_empty:
+        return 0.0
+    if pred_empty or gt_empty:
+        steps = spacing if spacing is not None else [1.0] * (pred.ndim - 2)
+        return float(math.sqrt(sum((n * s) ** 2 for n, s in zip(pred.shape[2:], steps))))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        value = compute_hausdorff_distance(
+            pred, gt, include_background=True, percentile=95,
+            spacing=list(spacing) if spacing is not None else None,
+        )
+    return float(value.item())
+
+
+def case_metrics(
+    pred: np.ndarray | torch.Tensor,
+    gt: np.ndarray | torch.Tensor,
+    *,
+    spacing: Sequence[float] | None = None,
+    with_hd95: bool = True,
+) -> dict[str, float | int]:
+    """Native-resolution metrics of one case.
+
+    Args:
+        pred: predicted mask (*spatial), anything > 0 is foreground.
+        gt: ground-truth mask (*spatial), same shape.
+        spacing: physical size of a pixel / voxel per axis (HD95 unit); None = pixels.
+        with_hd95: HD95 is the slow part; skip it (value NaN) during training-time validation.
+
+    Returns:
+        ``{"dice", "iou", "hd95", "tp", "fp", "fn"}``.
+    """
+    if tuple(np.shape(pred)) != tuple(np.shape(gt)):
+        raise ValueError(f"prediction shape {tuple(np.shape(pred))} != ground truth shape {tuple(np.shape(gt))}")
+    p, g = _as_case_tensor(pred), _as_case_tensor(gt)
+    tp, fp, _, fn = (int(v) for v in get_confusion_matrix(p, g, include_background=True)[0, 0])
+    return {
+        "dice": float(compute_dice(p, g, include_background=True, ignore_empty=False).item()),
+        "iou": float(compute_iou(p, g, include_background=True, ignore_empty=False).item()),
+        "hd95": hd95(p, g, spacing) if with_hd95 else float("nan"),
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+    }
+
+
+def model_overlap(pred: torch.Tensor, gt: torch.Tensor) -> tuple[list[int], list[int]]:
+    """Per-case intersection and union of binary masks (B, 1, *spatial) at model resolution."""
+    p, g = pred.bool().flatten(1), gt.bool().flatten(1)
+    return (p & g).sum(1).tolist(), (p | g).sum(1).tolist()
+
+
+def _mean_std(values: Sequence[float]) -> dict[str, float]:
+    arr = np.asarray([v for v in values if not math.isnan(v)], dtype=np.float64)
+    if arr.size == 0:
+        return {"mean": float("nan"), "std": float("nan")}
+    return {"mean": float(arr.mean()), "std": float(arr.std())}
+
+
+def ukan_compat(rows: Sequence[dict[str, Any]], batch_size: int = 8) -> dict[str, float]:
+    """U-KAN pooled IoU / Dice over consecutive batches of ``batch_size`` rows (sorted by ``index``)."""
+    ordered = sorted(rows, key=lambda r: r["index"])
+    total, iou_sum, dice_sum = 0, 0.0, 0.0
+    for start in range(0, len(ordered), batch_size):
+        batch = ordered[start : start + batch_size]
+        inter = sum(r["model_intersection"] for r in batch)
+        union = sum(r["model_union"] for r in batch)
+        iou = (inter + UKAN_SMOOTH) / (union + UKAN_SMOOTH)
+        iou_sum += iou * len(batch)
+        dice_sum += 2 * iou / (iou + 1) * len(batch)
+        total += len(batch)
+    if total == 0:
+        return {"iou": float("nan"), "dice": float("nan")}
+    return {"iou": iou_sum / total, "dice": dice_sum / total}
+
+
+def summarize(rows: Sequence[dict[str, Any]], *, ukan_batch_size: int = 8) -> dict[str, Any]:
+    """Aggregate case rows into the report dict (each block names its aggregation).
+
+    Returns:
+        ``{"n_cases", "per_image": {"dice": {"mean","std"}, "iou": ..., "hd95": ...},
+        "global": {"dice", "iou"}, "ukan_compat": {"dice", "iou"} (if model overlaps are present),
+        "aggregations": {...}, "hd95_empty_rule": str}``.
+    """
+    rows = list(rows)
+    tp = sum(r["tp"] for r in rows)
+    fp = sum(r["fp"] for r in rows)
+    fn = sum(r["fn"] for r in rows)
+    denom = tp + fp + fn
+    report: dict[str, Any] = {
+        "n_cases": len(rows),
+        "per_image": {k: _mean_std([r[k] for r in rows]) for k in ("dice", "iou", "hd95")},
+        "global": {
+            "dice": 2 * tp / (2 * tp + fp + fn) if denom else 1.0,
+            "iou": tp / denom if denom else 1.0,
+        },
+    }
+    aggregations = {k: v for k, v in AGGREGATIONS.items() if k != "ukan_compat"}
+    if rows and all("model_intersection" in r for r in rows):
+        report["ukan_compat"] = ukan_compat(rows, ukan_batch_size)
+        aggregations["ukan_compat"] = AGGREGATIONS["ukan_compat"].format(batch=ukan_batch_size)
+    report["aggregations"] = aggregations
+    report["hd95_empty_rule"] = HD95_EMPTY_RULE
+    return report
+
+
+MONITORS = {
+    "dice": ("per_image", "dice", "mean"),
+    "iou": ("per_image", "iou", "mean"),
+    "global_dice": ("global", "dice"),
+    "global_iou": ("global", "iou"),
+    "ukan_dice": ("ukan_compat", "dice"),
+    "ukan_iou": ("ukan_compat", "iou"),
+}
+
+
+def monitor_value(report: dict[str, Any], name: str) -> float:
+    """The scalar named ``name`` (one of :data:`MONITORS`) from a :func:`summarize` report."""
+    if name not in MONITORS:
+        raise ValueError(f"unknown monitor {name!r}; valid: {', '.join(MONITORS)}")
+    value: Any = report
+    for key in MONITORS[name]:
+        value = value[key]
+    return float(value)
+
+
+def format_report(report: dict[str, Any], title: str = "") -> str:
+    """A small printed table of a :func:`summarize` report, one line per aggregation."""
+    pi = report["per_image"]
+    lines = [title] if title else []
+    lines.append(f"{'aggregation':<13} {'Dice':>15} {'IoU':>15} {'HD95':>15}   (n={report['n_cases']})")
+    lines.append(
+        f"{'per-image':<13} {pi['dice']['mean']:>8.4f}±{pi['dice']['std']:<6.4f} "
+        f"{pi['iou']['mean']:>8.4f}±{pi['iou']['std']:<6.4f} {pi['hd95']['mean']:>8.2f}±{pi['hd95']['std']:<6.2f}"
+    )
+    lines.append(f"{'global':<13} {report['global']['dice']:>15.4f} {report['global']['iou']:>15.4f}")
+    if "ukan_compat" in report:
+        uk = report["ukan_compat"]
+        lines.append(f"{'ukan-compat':<13} {uk['dice']:>15.4f} {uk['iou']:>15.4f}   (published-table protocol only)")
+    return "\n".join(lines)
