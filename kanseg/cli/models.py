@@ -1,4 +1,4 @@
-"""`kanseg models`: list KAN families (the model presets arrive with the templates)."""
+"""`kanseg models`: KAN families, block names and model presets (with parameters and FLOPs on request)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,55 @@ import typer
 from kanseg.cli import app
 
 
-@app.command("models")
-def models_cmd(details: bool = typer.Option(False, "--details", help="Show parameters and FLOPs.")) -> None:
-    """List the available KAN convolution families and model presets."""
-    from kanseg.kan import list_families
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in [header] + rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
 
-    typer.echo("KAN convolution families:")
-    for name in list_families():
-        typer.echo(f"  {name}")
+
+@app.command("models")
+def models_cmd(
+    details: bool = typer.Option(False, "--details", help="Show parameters and FLOPs per image (2D and 3D)."),
+    pattern: str = typer.Option("*", "--pattern", help="Only presets matching this pattern, e.g. 'unet-*'."),
+    size_2d: int = typer.Option(256, "--size-2d", min=8, help="2D input size for FLOPs (square)."),
+    size_3d: int = typer.Option(96, "--size-3d", min=8, help="3D input size for FLOPs (cube)."),
+) -> None:
+    """List the KAN convolution families, block names and model presets."""
+    from kanseg.kan import list_families
+    from kanseg.models import create_model, get_preset, list_models
+    from kanseg.models.complexity import measure_complexity
+
+    typer.echo(f"KAN convolution families: {', '.join(list_families())}")
+    typer.echo("Blocks: conv, kan:<family>, kan:<family>-bottleneck")
+    names = list_models(pattern)
+    if not names:
+        typer.echo(f"No model preset matches {pattern!r}; presets: {', '.join(list_models())}")
+        return
+    header = ["model", "template", "blocks"]
+    if details:
+        header += ["params 2D", f"GFLOPs 2D {size_2d}^2", "params 3D", f"GFLOPs 3D {size_3d}^3"]
+    else:
+        header += ["description"]
+    rows = []
+    for name in names:
+        preset = get_preset(name)
+        row = [name, preset.template.__name__, preset.blocks]
+        if details:
+            c2 = measure_complexity(create_model(name, spatial_dims=2, in_channels=3, out_channels=1),
+                                    (3, size_2d, size_2d))
+            c3 = measure_complexity(create_model(name, spatial_dims=3, in_channels=1, out_channels=1),
+                                    (1, size_3d, size_3d, size_3d))
+            row += [f"{c2.params / 1e6:.2f} M", f"{c2.flops / 1e9:.1f}", f"{c3.params / 1e6:.2f} M",
+                    f"{c3.flops / 1e9:.0f}"]
+        else:
+            row += [preset.description]
+        rows.append(row)
+    typer.echo(f"\nModel presets ({len(rows)}):")
+    typer.echo(_table(header, rows))
+    if details:
+        typer.echo(
+            f"\nPer image, eval mode: 2D with 3 -> 1 channels at {size_2d}x{size_2d}, 3D with 1 -> 1 channels at "
+            f"{size_3d}^3. FLOPs = 2 x conv MACs + elementwise ops (KAN basis, norms, activations, up/down-sampling);"
+            " see kanseg.models.complexity."
+        )
