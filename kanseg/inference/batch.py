@@ -1,0 +1,187 @@
+"""Predicting files and folders: :func:`predict` (the API behind ``kanseg predict``).
+
+Each input file is handled on its own: a bad file (unreadable, wrong channel count, 2D checkpoint on
+a 3D volume or the reverse, absurd NIfTI header) becomes one line in the report and the batch goes
+on. Outputs, per input ``<name>`` (folder inputs keep their sub-folders under ``out_dir``):
+
+- 2D: ``<name>_mask.png`` (0/255; class indices for multi-class models), ``<name>_prob.png``
+  (foreground probability x 255), ``<name>_overlay.png``.
+- 3D: ``<name>_mask.nii[.gz]`` (uint8, the input's affine and header), ``<name>_prob.nii[.gz]``
+  (float32), ``<name>_overlay.png`` (the three orthogonal mid-slices).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kanseg.errors import KansegError
+from kanseg.inference import overlays, readers, writers
+from kanseg.inference.predictor import Predictor, foreground_probability, probabilities_to_mask
+
+
+@dataclass
+class PredictionOutcome:
+    """What happened to one input: the files written, or the one-line error."""
+
+    source: Path
+    outputs: dict[str, Path] = field(default_factory=dict)  # "mask" | "probabilities" | "overlay" -> path
+    error: str | None = None
+    seconds: float = 0.0
+
+
+@dataclass
+class PredictionReport:
+    """All outcomes of a :func:`predict` call, in input order."""
+
+    outcomes: list[PredictionOutcome]
+
+    @property
+    def failures(self) -> list[PredictionOutcome]:
+        return [o for o in self.outcomes if o.error is not None]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    def summary(self) -> str:
+        done = len(self.outcomes) - len(self.failures)
+        return f"{done} of {len(self.outcomes)} inputs predicted, {len(self.failures)} failed"
+
+
+def _one_line(path: Path, message: str) -> str:
+    """First line of ``message``, prefixed with the file unless it already names it."""
+    line = (message.strip().splitlines() or ["unknown error"])[0]
+    return line if line.startswith(str(path)) else f"{path}: {line}"
+
+
+def _check_kind(path: Path, spatial_dims: int) -> None:
+    if readers.scan_suffix(path) == "":
+        supported = ", ".join(readers.IMAGE_SUFFIXES + readers.NIFTI_SUFFIXES)
+        raise KansegError(f"{path}: unsupported file type (supported: {supported})")
+    volume = readers.is_volume(path)
+    if volume and spatial_dims == 2:
+        raise KansegError(f"{path}: a 3D NIfTI volume, but the checkpoint holds a 2D model")
+    if not volume and spatial_dims == 3:
+        raise KansegError(f"{path}: a 2D image, but the checkpoint holds a 3D model")
+
+
+def predict_scan(
+    predictor: Predictor,
+    path: str | os.PathLike,
+    out_stem: str | os.PathLike,
+    *,
+    save_probabilities: bool = False,
+    overlay: bool = False,
+    progress: bool = False,
+) -> dict[str, Path]:
+    """Predict one file and write its outputs next to ``out_stem`` (``DIR/name`` without suffix)."""
+    path, out_stem = Path(path), Path(out_stem)
+    _check_kind(path, predictor.spatial_dims)
+    outputs: dict[str, Path] = {}
+    named = lambda kind, suffix: out_stem.with_name(f"{out_stem.name}_{kind}{suffix}")  # noqa: E731
+    if predictor.spatial_dims == 2:
+        native = readers.read_image(path, predictor.in_channels)
+        prob = predictor.predict_array(native)
+        mask = probabilities_to_mask(prob, predictor.threshold)
+        scale = 255 if prob.shape[0] == 1 else 1
+        outputs["mask"] = writers.write_png(named("mask", ".png"), mask * np.uint8(scale))
+        if save_probabilities:
+            fg = (foreground_probability(prob).numpy() * 255).round().astype(np.uint8)
+            outputs["probabilities"] = writers.write_png(named("prob", ".png"), fg)
+        if overlay:
+            outputs["overlay"] = writers.write_png(named("overlay", ".png"), overlays.overlay_mask(native, mask))
+        return outputs
+    volume, reference = readers.read_volume(path, predictor.in_channels)
+    slices = overlays.mid_slices(volume) if overlay else None
+    prob = predictor.predict_array(volume, progress=progress)
+    del volume  # the model input and the stitched output are the only full-size arrays left
+    suffix = readers.scan_suffix(path)
+    mask = probabilities_to_mask(prob, predictor.threshold)
+    outputs["mask"] = writers.write_nifti(named("mask", suffix), mask, reference)
+    if save_probabilities:
+        fg = foreground_probability(prob).numpy()
+        outputs["probabilities"] = writers.write_nifti(named("prob", suffix), fg, reference)
+    if overlay:
+        picture = overlays.mid_slice_overlay(slices, overlays.mid_slices(mask))
+        outputs["overlay"] = writers.write_png(named("overlay", ".png"), picture)
+    return outputs
+
+
+def predict(
+    checkpoint: str | os.PathLike | Predictor,
+    inputs: str | os.PathLike | Sequence[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    *,
+    save_probabilities: bool = False,
+    overlay: bool = False,
+    progress: bool | None = None,
+    on_outcome: Callable[[int, int, PredictionOutcome], Any] | None = None,
+    **predictor_options: Any,
+) -> PredictionReport:
+    """Predict every input file (files or folders of PNG/JPEG/TIFF/BMP images and NIfTI volumes).
+
+    Args:
+        checkpoint: a ``best.pt`` path, or a ready :class:`Predictor`.
+        inputs: one path or a list of paths; folders are searched recursively.
+        out_dir: where outputs go (created if needed).
+        save_probabilities, overlay: also write probability maps / overlay PNGs.
+        progress: tqdm progress bar; default: when stderr is a terminal.
+        on_outcome: called as ``on_outcome(index, total, outcome)`` after each input (1-based index).
+        predictor_options: ``roi_size``, ``overlap``, ``sw_batch_size``, ``blend``, ``tta``,
+            ``threshold``, ``device`` (see :class:`Predictor`).
+
+    Returns:
+        A :class:`PredictionReport`; per-file problems are in it, never raised. Problems with the
+        checkpoint, options or a missing input path raise :class:`KansegError`.
+    """
+    if isinstance(checkpoint, Predictor):
+        if predictor_options:
+            raise KansegError(f"options {sorted(predictor_options)} only apply when loading a checkpoint")
+        predictor = checkpoint
+    else:
+        predictor = Predictor.from_checkpoint(checkpoint, **predictor_options)
+    paths = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
+    scans = readers.collect_inputs(paths)
+    if not scans:
+        raise KansegError(f"no supported files in {', '.join(map(str, paths))}")
+    out_dir = Path(out_dir)
+    progress = sys.stderr.isatty() if progress is None else progress
+    outcomes: list[PredictionOutcome] = []
+    taken: set[Path] = set()
+    iterator = scans
+    if progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(scans, desc="predict", unit="file")
+    for index, scan in enumerate(iterator, start=1):
+        outcome = PredictionOutcome(scan.path)
+        start = time.perf_counter()
+        try:
+            if scan.relative in taken:
+                raise KansegError(f"{scan.path}: another input already wrote outputs named {scan.relative}")
+            taken.add(scan.relative)
+            outcome.outputs = predict_scan(
+                predictor,
+                scan.path,
+                out_dir / scan.relative,
+                save_probabilities=save_probabilities,
+                overlay=overlay,
+                progress=progress and predictor.spatial_dims == 3,
+            )
+        except KansegError as err:
+            outcome.error = _one_line(scan.path, str(err))
+        except (RuntimeError, MemoryError, OSError) as err:  # e.g. out of memory on a huge scan
+            outcome.error = _one_line(scan.path, f"{type(err).__name__}: {err}")
+        outcome.seconds = time.perf_counter() - start
+        outcomes.append(outcome)
+        if on_outcome is not None:
+            on_outcome(index, len(scans), outcome)
+    return PredictionReport(outcomes)

@@ -1,0 +1,54 @@
+"""Overlay pictures for a quick look at predictions: mask filled in colour with its contour drawn."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+OVERLAY_COLOUR = (255, 64, 0)  # RGB
+OVERLAY_ALPHA = 0.35
+
+
+def to_display_uint8(image: np.ndarray) -> np.ndarray:
+    """Any-range ``(H, W[, C])`` array -> uint8 RGB ``(H, W, 3)``; floats use a 1-99 percentile window."""
+    if image.ndim == 3 and image.shape[-1] not in (1, 3):
+        image = image[..., 0]  # multi-channel volumes: show the first channel
+    if image.dtype != np.uint8:
+        low, high = np.percentile(image, (1, 99)) if image.size else (0.0, 1.0)
+        scale = 255.0 / (high - low) if high > low else 0.0
+        image = np.clip((image.astype(np.float32) - low) * scale, 0, 255).astype(np.uint8)
+    if image.ndim == 2 or image.shape[-1] == 1:
+        image = np.repeat(image.reshape(image.shape[:2] + (1,)), 3, axis=-1)
+    return np.ascontiguousarray(image)
+
+
+def overlay_mask(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Blend ``mask`` (H, W), non-zero = foreground, onto ``image`` (H, W[, C]); returns RGB uint8 (H, W, 3)."""
+    picture = to_display_uint8(image)
+    foreground = mask > 0
+    colour = np.array(OVERLAY_COLOUR, dtype=np.float32)
+    picture[foreground] = ((1 - OVERLAY_ALPHA) * picture[foreground] + OVERLAY_ALPHA * colour).astype(np.uint8)
+    contours, _ = cv2.findContours(foreground.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    cv2.drawContours(picture, contours, -1, OVERLAY_COLOUR, thickness=1)
+    return picture
+
+
+def mid_slices(volume: np.ndarray) -> list[np.ndarray]:
+    """The three orthogonal mid-slices of ``volume`` (X, Y, Z[, C]) as display-oriented 2D copies.
+
+    Each slice is transposed and flipped vertically so its second voxel axis points up, the usual
+    look for RAS-like data. Taking the slices early lets a caller free the volume before inference.
+    """
+    slices = []
+    for axis in range(3):
+        plane = np.take(volume, volume.shape[axis] // 2, axis=axis)
+        slices.append(np.ascontiguousarray(np.flipud(np.swapaxes(plane, 0, 1))))
+    return slices
+
+
+def mid_slice_overlay(image_slices: list[np.ndarray], mask_slices: list[np.ndarray]) -> np.ndarray:
+    """Overlays of matching slices (from :func:`mid_slices`) side by side: RGB uint8 (H, W_total, 3)."""
+    panels = [overlay_mask(image, mask) for image, mask in zip(image_slices, mask_slices)]
+    height = max(p.shape[0] for p in panels)
+    padded = [np.pad(p, ((0, height - p.shape[0]), (0, 0), (0, 0))) for p in panels]
+    return np.concatenate(padded, axis=1)

@@ -1,0 +1,173 @@
+"""Prediction on new scans: :class:`Predictor` (one model, one image at a time) and :func:`predict`.
+
+Pipeline for one file: read (native array) -> the dataset's own preprocessing (from the checkpoint)
+-> sliding-window probabilities (+ flip TTA) -> resize back to the native grid -> threshold ->
+write the mask (+ probabilities, overlay). The checkpoint alone defines model and preprocessing.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from kanseg.errors import KansegError
+from kanseg.inference.sliding_window import BLEND_MODES, WindowPredictor, sliding_window_probabilities
+
+# Window for 3D checkpoints that store neither a patch size nor an image size.
+DEFAULT_ROI_3D = 128
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; anything else as given."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(device)
+    except RuntimeError:
+        raise KansegError(f"unknown device {device!r}; valid: auto, cpu, cuda, cuda:N")
+
+
+def preprocess(native: np.ndarray, preprocessing: dict[str, Any]) -> torch.Tensor:
+    """Native ``(*spatial, C)`` array -> model input ``(C, *spatial')`` float32, exactly as in training."""
+    from kanseg.data import preprocess_image
+
+    return torch.as_tensor(preprocess_image(native, preprocessing), dtype=torch.float32)
+
+
+def resize_probabilities(prob: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """(C, *spatial) probabilities -> (C, *size) by (bi/tri)linear interpolation (no-op if equal)."""
+    if tuple(prob.shape[1:]) == tuple(size):
+        return prob
+    mode = {1: "linear", 2: "bilinear", 3: "trilinear"}[prob.ndim - 1]
+    return F.interpolate(prob[None], size=tuple(size), mode=mode, align_corners=False)[0]
+
+
+def probabilities_to_mask(prob: torch.Tensor, threshold: float = 0.5) -> np.ndarray:
+    """(C, *spatial) probabilities -> uint8 (*spatial): ``p >= threshold`` for one channel, argmax otherwise."""
+    if prob.shape[0] == 1:
+        return (prob[0] >= threshold).to(torch.uint8).numpy()
+    return prob.argmax(dim=0).to(torch.uint8).numpy()
+
+
+def foreground_probability(prob: torch.Tensor) -> torch.Tensor:
+    """(C, *spatial) -> (*spatial): the foreground channel, or 1 - background for several classes."""
+    return prob[0] if prob.shape[0] == 1 else 1.0 - prob[0]
+
+
+class Predictor:
+    """A model plus its preprocessing, predicting one native image or volume at a time.
+
+    Args:
+        model: maps (B, in_channels, *spatial) -> logits (B, C_out, *spatial).
+        preprocessing: the dataset's preprocessing dict (needs ``spatial_dims`` and ``in_channels``).
+        roi_size: sliding-window size (int or one per spatial dim); default: the checkpoint's patch
+            size, else its image size, else the whole image (2D) or ``DEFAULT_ROI_3D`` (3D).
+        overlap, sw_batch_size, blend: see :func:`sliding_window_probabilities`.
+        tta: average over all flips of the spatial axes.
+        threshold: foreground probability threshold for one-channel models.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``...
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        preprocessing: dict[str, Any],
+        *,
+        roi_size: int | Sequence[int] | None = None,
+        overlap: float = 0.5,
+        sw_batch_size: int = 4,
+        blend: str = "gaussian",
+        tta: bool = False,
+        threshold: float = 0.5,
+        device: str | torch.device = "auto",
+    ):
+        self.preprocessing = dict(preprocessing)
+        try:
+            self.spatial_dims = int(self.preprocessing["spatial_dims"])
+            self.in_channels = int(self.preprocessing["in_channels"])
+        except (KeyError, TypeError, ValueError):
+            raise KansegError("checkpoint preprocessing lacks 'spatial_dims' / 'in_channels'")
+        if self.spatial_dims not in (2, 3):
+            raise KansegError(f"checkpoint has spatial_dims={self.spatial_dims}; prediction supports 2 and 3")
+        if not 0.0 <= overlap < 1.0:
+            raise KansegError(f"overlap must be in [0, 1), got {overlap}")
+        if sw_batch_size < 1:
+            raise KansegError(f"sw_batch_size must be >= 1, got {sw_batch_size}")
+        if not 0.0 < threshold < 1.0:
+            raise KansegError(f"threshold must be in (0, 1), got {threshold}")
+        if blend not in BLEND_MODES:
+            raise KansegError(f"unknown blend mode {blend!r}; valid: {', '.join(BLEND_MODES)}")
+        self.roi_size = self._resolve_roi(roi_size)
+        self.overlap, self.sw_batch_size, self.blend = overlap, sw_batch_size, blend
+        self.tta, self.threshold = tta, threshold
+        self.device = resolve_device(device)
+        self.window_predictor = WindowPredictor(model.eval(), self.spatial_dims, tta=tta).to(self.device)
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: str | os.PathLike, **options: Any) -> Predictor:
+        """Build model and preprocessing from a checkpoint file (``weights_only`` load)."""
+        from kanseg.checkpoint import build_model, load_checkpoint
+
+        ckpt = load_checkpoint(checkpoint)
+        preprocessing = dict(ckpt.get("preprocessing") or {})
+        kwargs = ckpt["model"]["kwargs"]
+        preprocessing.setdefault("spatial_dims", kwargs.get("spatial_dims", 2))
+        preprocessing.setdefault("in_channels", kwargs.get("in_channels"))
+        return cls(build_model(ckpt), preprocessing, **options)
+
+    def _resolve_roi(self, roi_size: int | Sequence[int] | None) -> tuple[int, ...]:
+        """Window size with one entry per spatial dim; ``-1`` entries mean "the image's size"."""
+        if roi_size is None:
+            stored = self.preprocessing.get("roi_size") or self.preprocessing.get("patch_size")
+            roi_size = stored or self.preprocessing.get("image_size")
+            if roi_size is None:
+                roi_size = -1 if self.spatial_dims == 2 else DEFAULT_ROI_3D
+        roi = (int(roi_size),) * self.spatial_dims if np.isscalar(roi_size) else tuple(int(r) for r in roi_size)
+        if len(roi) != self.spatial_dims or any(r == 0 or r < -1 for r in roi):
+            raise KansegError(
+                f"roi size {roi} does not fit a {self.spatial_dims}D model (need {self.spatial_dims} positive sizes)"
+            )
+        return roi
+
+    def _roi_for(self, spatial: Sequence[int]) -> tuple[int, ...]:
+        return tuple(s if r == -1 else r for r, s in zip(self.roi_size, spatial))
+
+    def predict_tensor(self, image: torch.Tensor, progress: bool = False) -> torch.Tensor:
+        """Preprocessed (C_in, *spatial) -> probabilities (C_out, *spatial) float32 on the CPU."""
+        if image.ndim != self.spatial_dims + 1 or image.shape[0] != self.in_channels:
+            raise KansegError(
+                f"expected a ({self.in_channels}, {', '.join(['*'] * self.spatial_dims)}) image, "
+                f"got shape {tuple(image.shape)}"
+            )
+        return sliding_window_probabilities(
+            image.float(),
+            self.window_predictor,
+            self._roi_for(image.shape[1:]),
+            overlap=self.overlap,
+            sw_batch_size=self.sw_batch_size,
+            blend=self.blend,
+            sw_device=self.device,
+            progress=progress,
+        )
+
+    def predict_array(self, native: np.ndarray, progress: bool = False) -> torch.Tensor:
+        """Native (*spatial, C) array -> probabilities (C_out, *spatial) at the native resolution.
+
+        ``native`` must have the model's channel count (see :func:`kanseg.inference.readers.match_channels`).
+        """
+        spatial = native.shape[: self.spatial_dims]
+        image = preprocess(native, self.preprocessing)
+        prob = self.predict_tensor(image, progress=progress)
+        del image  # free the model input before the (possibly full-size) resize
+        return resize_probabilities(prob, spatial)
+
+    def predict_mask(self, native: np.ndarray) -> np.ndarray:
+        """Native (*spatial, C) array -> uint8 mask (*spatial): {0, 1}, or class indices for several classes."""
+        return probabilities_to_mask(self.predict_array(native), self.threshold)

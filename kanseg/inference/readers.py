@@ -1,0 +1,157 @@
+"""Reading new scans for inference: 2D images (PNG/JPEG/TIFF/BMP) and NIfTI volumes.
+
+Every failure caused by the file itself (missing, corrupt, truncated, absurd header, wrong channel
+count) raises :class:`~kanseg.errors.KansegError` with one line naming the file, so a batch can
+report it and go on with the next file.
+
+Array layouts (channels last, like the datasets' ``native_image``):
+
+- 2D: ``(H, W, C)`` as stored (uint8 or uint16), RGB order, ``C`` equal to the model's ``in_channels``.
+- 3D: ``(X, Y, Z, C)`` float32 in the NIfTI's stored voxel order, plus the ``Nifti1Image`` it came from
+  (its affine and header are reused for the outputs).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import nibabel as nib
+import numpy as np
+
+from kanseg.errors import KansegError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+# Largest volume the reader accepts (voxels x channels); a header claiming more is treated as corrupt.
+# 1024^3 float32 is 4 GiB in memory, already far beyond any clinical scan.
+MAX_VOXELS = 1024**3
+
+
+def scan_suffix(path: str | os.PathLike) -> str:
+    """Lower-case suffix that decides the reader: ``".png"``, ``".nii.gz"``, ... (``""`` if unsupported)."""
+    name = Path(path).name.lower()
+    for suffix in NIFTI_SUFFIXES[::-1] + IMAGE_SUFFIXES:  # ".nii.gz" before ".nii"
+        if name.endswith(suffix):
+            return suffix
+    return ""
+
+
+def scan_stem(path: str | os.PathLike) -> str:
+    """File name without its scan suffix: ``case_1.nii.gz`` -> ``case_1``."""
+    name = Path(path).name
+    return name[: len(name) - len(scan_suffix(path))] if scan_suffix(path) else Path(path).stem
+
+
+def is_volume(path: str | os.PathLike) -> bool:
+    """True for NIfTI files (3D inputs), False for 2D images."""
+    return scan_suffix(path) in NIFTI_SUFFIXES
+
+
+@dataclass(frozen=True)
+class ScanInput:
+    """One file to predict and the output stem it maps to (``relative`` keeps folder structure)."""
+
+    path: Path
+    relative: Path  # output location relative to the output folder, without suffix
+
+
+def collect_inputs(inputs: list[str | os.PathLike]) -> list[ScanInput]:
+    """Expand files and folders (recursively, sorted) into the supported scans they contain.
+
+    Files named explicitly are kept even when their suffix is unsupported, so they get a clear
+    per-file error later; a path that does not exist raises :class:`KansegError` at once.
+    """
+    scans: list[ScanInput] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and scan_suffix(p))
+            scans += [ScanInput(p, p.parent.relative_to(path) / scan_stem(p)) for p in found]
+        elif path.exists():
+            scans.append(ScanInput(path, Path(scan_stem(path))))
+        else:
+            raise KansegError(f"input not found: {path}")
+    return scans
+
+
+def match_channels(image: np.ndarray, in_channels: int, path: str | os.PathLike) -> np.ndarray:
+    """``(H, W)`` or ``(H, W, C)`` RGB(A)/grey -> ``(H, W, in_channels)``.
+
+    Grey is repeated to RGB, RGB is converted to grey (ITU-R 601 luma), alpha is dropped; any other
+    combination is an error.
+    """
+    if image.ndim == 2:
+        image = image[..., None]
+    channels = image.shape[-1]
+    if channels in (2, 4):  # grey + alpha, RGB + alpha
+        image, channels = image[..., : channels - 1], channels - 1
+    if channels == in_channels:
+        return np.ascontiguousarray(image)
+    if channels == 1 and in_channels == 3:
+        return np.repeat(image, 3, axis=-1)
+    if channels == 3 and in_channels == 1:
+        return cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY)[..., None]
+    raise KansegError(f"{path}: image has {channels} channels but the model expects {in_channels}")
+
+
+def read_image(path: str | os.PathLike, in_channels: int) -> np.ndarray:
+    """Read a 2D image as ``(H, W, in_channels)`` RGB in its stored dtype, decoded exactly as in training."""
+    from kanseg.data.io import read_image_2d
+
+    return match_channels(read_image_2d(path), in_channels, path)
+
+
+def _check_nifti_header(path: Path, image: nib.Nifti1Image, in_channels: int) -> tuple[int, ...]:
+    """Validate the header before touching the voxel data; return the voxel shape."""
+    shape = tuple(int(s) for s in image.header.get_data_shape())
+    if len(shape) == 5 and shape[3] == 1:  # (X, Y, Z, 1, C): NIfTI's vector-valued layout
+        shape = shape[:3] + shape[4:]
+    if len(shape) not in (3, 4) or min(shape) < 1:
+        raise KansegError(f"{path}: expected a 3D volume (X, Y, Z[, C]), header says shape {shape}")
+    voxels = int(np.prod(shape, dtype=np.float64))
+    if voxels > MAX_VOXELS:
+        raise KansegError(
+            f"{path}: header claims {'x'.join(map(str, shape))} = {voxels:.3g} voxels, more than the limit "
+            f"of {MAX_VOXELS:.3g}; the header is corrupt or the volume is far too large"
+        )
+    channels = shape[3] if len(shape) == 4 else 1
+    if channels != in_channels:
+        raise KansegError(f"{path}: volume has {channels} channels (4th axis) but the model expects {in_channels}")
+    if path.name.lower().endswith(".nii"):  # uncompressed: the file size must hold all voxels
+        offset = int(getattr(image.dataobj, "offset", image.header["vox_offset"]))
+        needed = offset + voxels * image.header.get_data_dtype().itemsize
+        if os.path.getsize(path) < needed:
+            raise KansegError(f"{path}: truncated NIfTI ({os.path.getsize(path)} bytes, header needs {needed})")
+    return shape
+
+
+def read_volume(path: str | os.PathLike, in_channels: int) -> tuple[np.ndarray, nib.Nifti1Image]:
+    """Read a NIfTI volume as ``(X, Y, Z, in_channels)`` float32 (scaling applied) and its image object.
+
+    The header is checked first (dimensionality, absurd sizes, channel count, truncation), so a bad
+    file never triggers a huge allocation.
+    """
+    path = Path(path)
+    try:
+        image = nib.load(path)
+    except Exception as err:  # nibabel raises many types for non-NIfTI / corrupt headers
+        raise KansegError(f"{path}: cannot read NIfTI header ({_first_line(err)})")
+    if not isinstance(image, nib.Nifti1Image):  # Nifti2Image subclasses Nifti1Image
+        raise KansegError(f"{path}: not a NIfTI image ({type(image).__name__})")
+    shape = _check_nifti_header(path, image, in_channels)
+    try:
+        data = image.get_fdata(caching="unchanged", dtype=np.float32)
+    except Exception as err:  # truncated gzip stream, I/O error
+        raise KansegError(f"{path}: cannot read voxel data ({_first_line(err)})")
+    data = data.reshape(shape if len(shape) == 4 else shape + (1,))
+    if not np.isfinite(data).all():
+        raise KansegError(f"{path}: volume contains NaN or infinite values")
+    return data, image
+
+
+def _first_line(err: Exception) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__

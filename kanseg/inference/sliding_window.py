@@ -1,0 +1,100 @@
+"""Sliding-window inference with optional flip test-time augmentation (TTA).
+
+Memory is bounded by the window: MONAI's ``sliding_window_inference`` keeps only the input, the
+stitched output and its weight map at full size; everything else (TTA included) happens per window.
+TTA runs inside the window predictor, so it costs compute, never memory: each window is predicted
+for every combination of flipped spatial axes (2D: 4 passes, 3D: 8 passes, nnU-Net's "mirroring"),
+flipped back and averaged. When one window covers the image this is exactly whole-image flip TTA.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+
+import torch
+from monai.inferers import sliding_window_inference
+from torch import nn
+
+BLEND_MODES = ("gaussian", "constant")
+
+
+def flip_combinations(spatial_dims: int) -> list[tuple[int, ...]]:
+    """Tensor axes to flip for each TTA pass, identity first: 2D -> [(), (2,), (3,), (2, 3)]."""
+    axes = range(2, 2 + spatial_dims)
+    return [combo for r in range(spatial_dims + 1) for combo in itertools.combinations(axes, r)]
+
+
+def probabilities(logits: torch.Tensor) -> torch.Tensor:
+    """Logits (B, C, *spatial) -> probabilities: sigmoid for one channel, softmax over channels otherwise."""
+    return torch.sigmoid(logits) if logits.shape[1] == 1 else torch.softmax(logits, dim=1)
+
+
+class WindowPredictor(nn.Module):
+    """Model wrapper for one batch of windows: (B, C_in, *roi) -> probabilities (B, C_out, *roi).
+
+    Takes the final output when a model returns a list (deep supervision), applies the output
+    activation and, with ``tta=True``, averages over all flip combinations.
+    """
+
+    def __init__(self, model: nn.Module, spatial_dims: int, tta: bool = False):
+        super().__init__()
+        self.model = model
+        self.flips = flip_combinations(spatial_dims) if tta else [()]
+
+    def _forward_once(self, windows: torch.Tensor) -> torch.Tensor:
+        out = self.model(windows)
+        if isinstance(out, (list, tuple)):
+            out = out[0]
+        return probabilities(out.float())
+
+    def forward(self, windows: torch.Tensor) -> torch.Tensor:
+        total = None
+        for axes in self.flips:
+            flipped = torch.flip(windows, axes) if axes else windows
+            prob = self._forward_once(flipped)
+            prob = torch.flip(prob, axes) if axes else prob
+            total = prob if total is None else total.add_(prob)
+        return total.div_(len(self.flips))
+
+
+@torch.inference_mode()
+def sliding_window_probabilities(
+    image: torch.Tensor,
+    predictor: WindowPredictor,
+    roi_size: Sequence[int],
+    *,
+    overlap: float = 0.5,
+    sw_batch_size: int = 4,
+    blend: str = "gaussian",
+    sw_device: torch.device | str = "cpu",
+    progress: bool = False,
+) -> torch.Tensor:
+    """Stitched probabilities for one image.
+
+    Args:
+        image: (C_in, *spatial) float32, preprocessed, on the CPU (it stays there; windows are moved to
+            ``sw_device`` one batch at a time).
+        predictor: the window predictor (model + activation + TTA), already on ``sw_device``.
+        roi_size: window size, one entry per spatial dimension; images smaller than the window are padded.
+        overlap: fraction of overlap between neighbouring windows, in [0, 1).
+        sw_batch_size: windows per forward pass.
+        blend: ``"gaussian"`` (down-weights window borders) or ``"constant"``.
+
+    Returns:
+        (C_out, *spatial) float32 probabilities on the CPU.
+    """
+    if blend not in BLEND_MODES:
+        raise ValueError(f"unknown blend mode {blend!r}; valid: {', '.join(BLEND_MODES)}")
+    out = sliding_window_inference(
+        image[None],
+        roi_size=tuple(int(r) for r in roi_size),
+        sw_batch_size=sw_batch_size,
+        predictor=predictor,
+        overlap=overlap,
+        mode=blend,
+        sw_device=sw_device,
+        device="cpu",
+        progress=progress,
+    )
+    return out[0]

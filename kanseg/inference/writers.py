@@ -1,0 +1,63 @@
+"""Writing predictions: PNG for 2D, NIfTI (input affine + header) for 3D, always atomically.
+
+Each writer encodes into a temporary file in the destination folder and ``os.replace``s it, so an
+interrupted run never leaves a half-written mask behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import nibabel as nib
+import numpy as np
+
+from kanseg.errors import KansegError
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str) -> Iterator[Path]:
+    """Yield a temporary path ending in ``suffix`` next to ``path``; move it onto ``path`` on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_png(path: str | os.PathLike, image: np.ndarray) -> Path:
+    """Write ``(H, W)`` grey or ``(H, W, 3)`` RGB uint8 as PNG."""
+    if image.ndim == 3:
+        image = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2BGR)
+    with atomic_path(path, ".png") as tmp:
+        if not cv2.imwrite(str(tmp), image):
+            raise KansegError(f"cannot write {path}")
+    return Path(path)
+
+
+def write_nifti(path: str | os.PathLike, data: np.ndarray, reference: nib.Nifti1Image) -> Path:
+    """Write ``(X, Y, Z)`` data as NIfTI with ``reference``'s affine and header.
+
+    The header is copied (spacing, qform/sform and their codes, units, description, intent...); only
+    the fields describing the new data change: shape, data type and scaling (reset to none).
+    """
+    header = reference.header.copy()
+    header.set_data_dtype(data.dtype)
+    header.set_slope_inter(None, None)
+    out = type(reference)(data, reference.affine, header)
+    # nibabel rebuilds qform/sform from the affine; restore the reference's own matrices and codes.
+    out.set_qform(reference.get_qform(), int(reference.header["qform_code"]))
+    out.set_sform(reference.get_sform(), int(reference.header["sform_code"]))
+    suffix = ".nii.gz" if str(path).lower().endswith(".gz") else ".nii"
+    with atomic_path(path, suffix) as tmp:
+        nib.save(out, tmp)
+    return Path(path)
