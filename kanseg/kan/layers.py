@@ -112,7 +112,7 @@ class KANConv(nn.Module):
         """
         autocast_on = torch.is_autocast_enabled(z.device.type)
         with torch.autocast(device_type=z.device.type, enabled=False):
-            t = self.basis.input_map(z.float())
+            t = self.basis.input_map(z if z.dtype == torch.float64 else z.float())
             if self.dropout is not None:
                 t = self.dropout(t)
             expanded = self.basis.expand(t)
