@@ -1,0 +1,138 @@
+"""``build_dataset``: a dataset name or ``dataset.json`` path -> ``SegmentationDataset``."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from kanseg.data.adapters import ADAPTERS
+from kanseg.data.cases import DatasetSource
+from kanseg.data.dataset import SegmentationDataset
+from kanseg.data.generic import open_dataset_json
+from kanseg.data.synthetic import generate_synthetic
+from kanseg.errors import KansegError
+
+DEMO = "demo"
+DATASETS = (*sorted(ADAPTERS), DEMO)  # names accepted besides a dataset.json path
+DEMO_VERSION = "v1"  # bump when the demo generator changes
+DEMO_CASES, DEMO_SIZE = 40, 64  # 24 train / 8 val / 8 test images of 64x64
+SUBSETS = ("train", "val", "test")
+
+
+def cache_home() -> Path:
+    """``$KANSEG_CACHE`` or ``~/.cache/kanseg`` (demo data, prepared arrays)."""
+    return Path(os.environ.get("KANSEG_CACHE") or Path.home() / ".cache" / "kanseg")
+
+
+def ensure_demo(data_root: str | os.PathLike | None = None) -> Path:
+    """Folder of the demo dataset (generated once, deterministically; safe against concurrent runs)."""
+    root = Path(data_root) if data_root else cache_home() / f"demo-{DEMO_VERSION}"
+    if (root / "dataset.json").is_file():
+        return root
+    root.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".demo-", dir=root.parent)) / "data"
+    try:
+        generate_synthetic("decathlon2d", staging, n_cases=DEMO_CASES, seed=0, size=DEMO_SIZE)
+        if root.is_dir() and not any(root.iterdir()):
+            root.rmdir()
+        try:
+            os.replace(staging, root)
+        except OSError:
+            if not (root / "dataset.json").is_file():  # lost a race only if the winner finished
+                raise KansegError(f"cannot create the demo dataset at {root}: folder exists and is not a dataset")
+    finally:
+        shutil.rmtree(staging.parent, ignore_errors=True)
+    return root
+
+
+def open_source(name_or_path: str | os.PathLike, data_root=None, include_normal: bool = False) -> DatasetSource:
+    """Cases and splits of a named dataset or a ``dataset.json`` (file or folder)."""
+    name = str(name_or_path)
+    if name == DEMO:
+        source = open_dataset_json(ensure_demo(data_root))
+        source.name, source.image_size = DEMO, (DEMO_SIZE, DEMO_SIZE)
+        return source
+    if name in ADAPTERS:
+        return ADAPTERS[name].open(data_root, include_optional=include_normal)
+    path = Path(name)
+    if path.suffix == ".json" or (path / "dataset.json").is_file():
+        return open_dataset_json(path)
+    raise KansegError(f"unknown dataset {name!r}; valid: {', '.join(DATASETS)}, or a path to a dataset.json")
+
+
+def _image_size(value, default, spatial_dims: int):
+    size = value if value is not None else default
+    if size is None:
+        return None
+    size = [int(size)] * spatial_dims if isinstance(size, int) else [int(s) for s in size]
+    if len(size) != spatial_dims or min(size) < 1:
+        raise KansegError(f"image size {value} does not fit a {spatial_dims}D dataset")
+    return size
+
+
+def preprocessing_of(source: DatasetSource, image_size=None) -> dict:
+    """The JSON-serialisable preprocessing dict of a source (what checkpoints store)."""
+    return {
+        "dataset": source.name,
+        "spatial_dims": source.spatial_dims,
+        "in_channels": source.in_channels,
+        "image_size": _image_size(image_size, source.image_size, source.spatial_dims),
+        "intensity": dict(source.intensity),
+        "channel_order": "RGB" if source.spatial_dims == 2 else "file",
+        "mask_threshold": source.mask_threshold,
+    }
+
+
+def prepared_dir(source: DatasetSource, preprocessing: dict) -> Path:
+    """Where ``kanseg data prepare`` caches resized arrays for this root + preprocessing."""
+    key = json.dumps({"root": str(source.root.resolve()), "pp": preprocessing}, sort_keys=True)
+    return cache_home() / "prepared" / f"{source.name}-{hashlib.sha1(key.encode()).hexdigest()[:12]}"
+
+
+def build_dataset(
+    name_or_path: str | os.PathLike,
+    *,
+    data_root: str | os.PathLike | None = None,
+    split: str | None = None,
+    subset: str = "train",
+    image_size: int | tuple[int, ...] | None = None,
+    augment: bool = False,
+    seed: int = 0,
+    include_normal: bool = False,
+    patch_size: tuple[int, ...] | None = None,
+) -> SegmentationDataset:
+    """One subset of one split of a dataset, ready for a DataLoader.
+
+    ``name_or_path``: busi, glas, cvc, demo, or a ``dataset.json`` path (or its folder).
+    ``split``: a manifest split (``legacy-2981``, ``legacy-6142``, ``legacy-1187``, ``clean``,
+    ``clean-fold<k>``; GlaS also has subsets ``testA``/``testB``), ``default``/``random-<seed>`` for
+    generic datasets, or ``all`` (every case found; ``subset`` ignored). ``None`` = the dataset's
+    default (``clean`` for the benchmarks). All files of the subset are checked to exist, so a
+    missing mask fails here with its name, not in the middle of an epoch.
+    """
+    if subset not in SUBSETS and subset not in ("testA", "testB"):
+        raise KansegError(f"unknown subset {subset!r}; valid: {', '.join(SUBSETS)}")
+    source = open_source(name_or_path, data_root, include_normal)
+    cases = [source.cases[i] for i in source.subset_ids(split, subset)]
+    for case in cases:
+        missing = case.missing_files()
+        if missing:
+            kind = "mask" if missing[0] in case.label else "image"
+            raise KansegError(f"{source.name} case {case.id!r}: {kind} file missing: {missing[0]}")
+    if patch_size is not None and len(patch_size) != source.spatial_dims:
+        raise KansegError(f"patch size {tuple(patch_size)} does not fit a {source.spatial_dims}D dataset")
+    preprocessing = preprocessing_of(source, image_size)
+    cache = prepared_dir(source, preprocessing)
+    return SegmentationDataset(
+        cases,
+        preprocessing,
+        mask_threshold=source.mask_threshold,
+        augment=augment and subset == "train",
+        seed=seed,
+        patch_size=patch_size if subset == "train" else None,
+        cache_dir=cache if cache.is_dir() else None,
+    )

@@ -1,0 +1,129 @@
+"""``SegmentationDataset``: cases on disk -> model-ready tensors, 2D or 3D."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from kanseg.data.cases import Case
+from kanseg.data.io import is_nifti, read_image, read_mask
+from kanseg.data.transforms import dataset_pipelines
+
+
+class SegmentationDataset(torch.utils.data.Dataset):
+    """Binary segmentation cases with a fixed preprocessing.
+
+    ``dataset[i]`` is ``{"image": float32 (C, *spatial), "label": float32 (1, *spatial) in {0, 1},
+    "id": str}``: resized to ``preprocessing["image_size"]`` when set (2D datasets), random patches
+    of ``patch_size`` when given (3D training), whole volumes otherwise.
+
+    Random augmentation is reproducible: item ``i`` of epoch ``e`` is seeded from ``(seed, e, i)``
+    after :meth:`set_epoch` (call it each epoch, like ``DistributedSampler.set_epoch``); without
+    it, each item draws its seed from torch's global RNG (reproducible under
+    ``torch.manual_seed`` and the DataLoader's per-worker seeding).
+
+    ``cache_dir``: folder of resized arrays written by ``kanseg data prepare`` (used when present
+    and up to date; see :meth:`write_cache`).
+    """
+
+    def __init__(
+        self,
+        cases: Sequence[Case],
+        preprocessing: dict,
+        *,
+        mask_threshold: float = 0,
+        augment: bool = False,
+        seed: int = 0,
+        patch_size: Sequence[int] | None = None,
+        cache_dir: str | os.PathLike | None = None,
+    ) -> None:
+        self.cases = list(cases)
+        self.ids = [c.id for c in self.cases]
+        self.preprocessing = json.loads(json.dumps(preprocessing))  # own, JSON-clean copy
+        self.spatial_dims = int(preprocessing["spatial_dims"])
+        self.in_channels = int(preprocessing["in_channels"])
+        self.mask_threshold = mask_threshold
+        self.seed = seed
+        self.cache_dir = Path(cache_dir) if cache_dir else None
+        self._randomised = bool(augment or patch_size)
+        self._epoch: int | None = None
+        self._load, self._finish = dataset_pipelines(
+            self.preprocessing, mask_threshold=mask_threshold, augment=augment, patch_size=patch_size
+        )
+
+    def __len__(self) -> int:
+        return len(self.cases)
+
+    def set_epoch(self, epoch: int) -> None:
+        self._epoch = int(epoch)
+
+    def _item_seed(self, index: int) -> int:
+        if self._epoch is None:
+            return int(torch.randint(0, 2**31 - 1, (1,)).item())
+        return int(np.random.SeedSequence([self.seed, self._epoch, index]).generate_state(1)[0])
+
+    def _cache_file(self, index: int) -> Path | None:
+        if self.cache_dir is None:
+            return None
+        return self.cache_dir / f"{self.ids[index].replace(os.sep, '_')}.npz"
+
+    def _source_mtime(self, index: int) -> float:
+        case = self.cases[index]
+        return max(p.stat().st_mtime for p in (*case.image, *case.label))
+
+    def load_resized(self, index: int) -> dict:
+        """Deterministic stage: ``image`` float32 (C, *spatial) after resize, ``label`` (1, *spatial)."""
+        cache = self._cache_file(index)
+        if cache is not None and cache.is_file():
+            with np.load(cache) as stored:
+                if float(stored["source_mtime"]) == self._source_mtime(index):
+                    return {"image": stored["image"].astype(np.float32), "label": stored["label"].astype(np.float32)}
+        case = self.cases[index]
+        data = self._load({"image": case.image, "label": case.label})
+        return {"image": np.asarray(data["image"], dtype=np.float32), "label": np.asarray(data["label"], dtype=np.float32)}
+
+    def write_cache(self, index: int) -> Path:
+        """Store the resized arrays of item ``index`` in ``cache_dir`` (atomic; 8-bit when lossless enough)."""
+        assert self.cache_dir is not None, "dataset has no cache_dir"
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        data = self.load_resized(index)
+        image = data["image"]
+        intensity = self.preprocessing["intensity"]
+        if intensity.get("kind") == "range" and intensity.get("a_min") == 0 and intensity.get("a_max") == 255:
+            image = np.clip(np.rint(image), 0, 255).astype(np.uint8)
+        path = self._cache_file(index)
+        tmp = path.with_name(f".{path.name}.tmp.npz")
+        np.savez(tmp, image=image, label=data["label"].astype(np.uint8), source_mtime=self._source_mtime(index))
+        os.replace(tmp, path)
+        return path
+
+    def __getitem__(self, index: int) -> dict:
+        data = self.load_resized(index)
+        if self._randomised:
+            self._finish.set_random_state(seed=self._item_seed(index))
+        out = self._finish(data)
+        if isinstance(out, list):  # patch samplers return a list of samples
+            out = out[0]
+        return {"image": out["image"], "label": out["label"], "id": self.ids[index]}
+
+    def native_label(self, index: int) -> np.ndarray:
+        """Ground truth at native resolution: bool ``(*native_spatial)``."""
+        return read_mask(list(self.cases[index].label), self.mask_threshold)
+
+    def native_image(self, index: int) -> np.ndarray:
+        """Image as stored, channel-last ``(*native_spatial, C)`` (RGB uint8 for photos), for overlays."""
+        return np.concatenate([read_image(p) for p in self.cases[index].image], axis=-1)
+
+    def spacing(self, index: int) -> tuple[float, ...] | None:
+        """Voxel size in mm of a NIfTI case (from its header), ``None`` for 2D images."""
+        path = self.cases[index].image[0]
+        if not is_nifti(path):
+            return None
+        import nibabel as nib
+
+        return tuple(float(z) for z in nib.load(str(path)).header.get_zooms()[:3])

@@ -1,0 +1,222 @@
+"""MONAI dictionary pipelines shared by training, evaluation and inference.
+
+One ``preprocessing`` dict (JSON-serialisable, stored in checkpoints) fully determines the
+deterministic part of the pipeline::
+
+    {"spatial_dims": 2, "in_channels": 3, "image_size": [256, 256] | None,
+     "intensity": {"kind": "range", "a_min": 0, "a_max": 255, "mean": [...], "std": [...]}
+               | {"kind": "zscore"}}
+
+Order: load (cv2 / nibabel) -> resize (if ``image_size``) -> intensity to [0, 1] (``range``)
+-> random augmentation (train only) -> mean/std or z-score normalisation -> float32 tensors.
+Randomness lives only in Randomizable transforms, re-seeded per item by the dataset, so a run
+is reproducible regardless of the number of DataLoader workers.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+import albumentations as A  # noqa: E402
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from monai.transforms import (  # noqa: E402
+    Compose,
+    EnsureTyped,
+    MapTransform,
+    NormalizeIntensityd,
+    RandCropByPosNegLabeld,
+    RandFlipd,
+    Randomizable,
+    Resized,
+    ScaleIntensityRanged,
+    SpatialPadd,
+)
+
+from kanseg.data.io import read_image, read_mask  # noqa: E402
+from kanseg.errors import KansegError  # noqa: E402
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+INTENSITY_KINDS = ("range", "zscore")
+
+
+def rgb_intensity(in_channels: int, a_max: float = 255.0) -> dict[str, Any]:
+    """8-bit photos: scale to [0, 1], then ImageNet mean/std (what U-KAN's ``Normalize()`` does)."""
+    mean = list(IMAGENET_MEAN) if in_channels == 3 else [float(np.mean(IMAGENET_MEAN))] * in_channels
+    std = list(IMAGENET_STD) if in_channels == 3 else [float(np.mean(IMAGENET_STD))] * in_channels
+    return {"kind": "range", "a_min": 0.0, "a_max": float(a_max), "mean": mean, "std": std}
+
+
+def adapt_channels(image: np.ndarray, in_channels: int) -> np.ndarray:
+    """Channel-last ``(*spatial, C)`` -> ``(*spatial, in_channels)``: grey<->RGB, alpha dropped."""
+    channels = image.shape[-1]
+    if channels == in_channels:
+        return image
+    if channels == 1:
+        return np.repeat(image, in_channels, axis=-1)
+    if in_channels == 1 and channels in (3, 4):
+        weights = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        return (image[..., :3].astype(np.float32) @ weights)[..., None]
+    if in_channels == 3 and channels == 4:
+        return image[..., :3]
+    raise KansegError(f"image has {channels} channels, the model expects {in_channels}")
+
+
+class LoadCased(MapTransform):
+    """Load a case from paths: ``{"image": (path, ...), "label": (path, ...)}`` ->
+    ``image`` float32 ``(C, *spatial)`` and ``label`` float32 ``(1, *spatial)`` in {0, 1}.
+
+    Several image paths are channels (nnU-Net ``_0000``, ``_0001``); several label paths are
+    OR-merged (BUSI's extra masks). Labels are binarised with ``> mask_threshold``.
+    """
+
+    def __init__(self, in_channels: int, mask_threshold: float = 0) -> None:
+        super().__init__(keys=("image", "label"), allow_missing_keys=True)
+        self.in_channels = in_channels
+        self.mask_threshold = mask_threshold
+
+    def __call__(self, data: dict) -> dict:
+        d = dict(data)
+        image_paths = list(d["image"])
+        image = np.concatenate([read_image(p) for p in image_paths], axis=-1)
+        image = adapt_channels(image, self.in_channels)
+        d["image"] = np.ascontiguousarray(np.moveaxis(image, -1, 0), dtype=np.float32)
+        if d.get("label"):
+            mask = read_mask(list(d["label"]), self.mask_threshold)
+            if mask.shape != image.shape[:-1]:
+                size = "x".join(map(str, mask.shape[::-1]))
+                expected = "x".join(map(str, image.shape[-2::-1]))
+                raise KansegError(f"mask {d['label'][0]} is {size} but image {image_paths[0]} is {expected}")
+            d["label"] = mask[None].astype(np.float32)
+        else:
+            d.pop("label", None)
+        return d
+
+
+class Albumentations2Dd(MapTransform, Randomizable):
+    """2D augmentation with albumentations on ``image`` (C, H, W) in [0, 1] and ``label`` (1, H, W).
+
+    Flips, rot90 (square images only, so batch shapes never change), a mild affine and
+    brightness/contrast. Seeded through MONAI's ``set_random_state``.
+    """
+
+    def __init__(self, square: bool = True) -> None:
+        MapTransform.__init__(self, keys=("image", "label"), allow_missing_keys=True)
+        geometric = [A.HorizontalFlip(p=0.5), A.VerticalFlip(p=0.5)]
+        if square:
+            geometric.insert(0, A.RandomRotate90(p=0.5))
+        self.compose = A.Compose(
+            [
+                *geometric,
+                A.Affine(scale=(0.9, 1.1), translate_percent=(-0.05, 0.05), rotate=(-15, 15),
+                         border_mode=cv2.BORDER_CONSTANT, p=0.3),
+                A.RandomBrightnessContrast(brightness_limit=0.1, contrast_limit=0.1, p=0.3),
+            ],
+            seed=0,
+        )
+
+    def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None):
+        super().set_random_state(seed=seed, state=state)
+        self.compose.set_random_seed(int(self.R.randint(2**31 - 1)))
+        return self
+
+    def randomize(self, data: Any = None) -> None:  # albumentations draws its own parameters
+        pass
+
+    def __call__(self, data: dict) -> dict:
+        d = dict(data)
+        image = np.ascontiguousarray(np.moveaxis(np.asarray(d["image"], dtype=np.float32), 0, -1))
+        kwargs = {"image": image}
+        if "label" in d:
+            kwargs["mask"] = np.ascontiguousarray(np.asarray(d["label"][0], dtype=np.uint8))
+        out = self.compose(**kwargs)
+        d["image"] = np.ascontiguousarray(np.moveaxis(out["image"], -1, 0), dtype=np.float32)
+        if "label" in d:
+            d["label"] = out["mask"][None].astype(np.float32)
+        return d
+
+
+def _check_intensity(intensity: dict) -> None:
+    if intensity.get("kind") not in INTENSITY_KINDS:
+        raise KansegError(f"unknown intensity kind {intensity.get('kind')!r}; valid: {', '.join(INTENSITY_KINDS)}")
+
+
+def resize_transforms(preprocessing: dict, keys: Sequence[str]) -> list:
+    """``Resized`` to ``image_size`` (bilinear image, nearest label), or nothing when it is None."""
+    size = preprocessing.get("image_size")
+    if not size:
+        return []
+    modes = tuple("nearest" if k == "label" else "bilinear" for k in keys)
+    return [Resized(keys=list(keys), spatial_size=tuple(size), mode=modes)]
+
+
+def intensity_transforms(preprocessing: dict, augment: list | None = None) -> list:
+    """Intensity scaling around the (optional) augmentation transforms, then tensors."""
+    intensity = preprocessing["intensity"]
+    _check_intensity(intensity)
+    augment = list(augment or [])
+    if intensity["kind"] == "zscore":
+        steps = augment + [NormalizeIntensityd(keys="image", channel_wise=True)]
+    else:
+        steps = [ScaleIntensityRanged(keys="image", a_min=intensity["a_min"], a_max=intensity["a_max"],
+                                      b_min=0.0, b_max=1.0, clip=True)] + augment
+        if intensity.get("mean") is not None:
+            steps.append(NormalizeIntensityd(keys="image", subtrahend=intensity["mean"],
+                                             divisor=intensity["std"], channel_wise=True))
+    keys = ("image", "label")
+    return steps + [EnsureTyped(keys=keys, data_type="tensor", dtype=torch.float32, track_meta=False,
+                                allow_missing_keys=True)]
+
+
+def random_transforms(preprocessing: dict, *, augment: bool, patch_size: Sequence[int] | None = None) -> list:
+    """Random transforms of the training subset: patch sampling (any dims), augmentation."""
+    keys = ["image", "label"]
+    steps: list = []
+    if patch_size:
+        steps += [
+            SpatialPadd(keys=keys, spatial_size=tuple(patch_size)),
+            RandCropByPosNegLabeld(keys=keys, label_key="label", spatial_size=tuple(patch_size),
+                                   pos=1, neg=1, num_samples=1),
+        ]
+    if not augment:
+        return steps
+    if preprocessing["spatial_dims"] == 2:
+        size = tuple(patch_size or preprocessing.get("image_size") or ())
+        steps.append(Albumentations2Dd(square=len(size) == 2 and size[0] == size[1]))
+    else:
+        steps += [RandFlipd(keys=keys, prob=0.5, spatial_axis=axis) for axis in range(3)]
+    return steps
+
+
+def dataset_pipelines(preprocessing: dict, *, mask_threshold: float, augment: bool,
+                      patch_size: Sequence[int] | None) -> tuple[Compose, Compose]:
+    """(load + resize, intensity [+ random]) pipelines of a dataset; the first is cacheable."""
+    keys = ("image", "label")
+    load = Compose([LoadCased(preprocessing["in_channels"], mask_threshold),
+                    *resize_transforms(preprocessing, keys)])
+    random = random_transforms(preprocessing, augment=augment, patch_size=patch_size)
+    return load, Compose(intensity_transforms(preprocessing, random))
+
+
+def preprocess_image(image: np.ndarray, preprocessing: dict) -> torch.Tensor:
+    """A new image as loaded (channel-last ``(*spatial[, C])``, RGB) -> ``(C, *spatial)`` model input.
+
+    Applies exactly the deterministic transforms of training: channel adaptation, resize to
+    ``image_size`` (when set) and intensity normalisation.
+    """
+    spatial_dims = preprocessing["spatial_dims"]
+    image = np.asarray(image)
+    if image.ndim == spatial_dims:
+        image = image[..., None]
+    if image.ndim != spatial_dims + 1:
+        raise KansegError(f"expected a {spatial_dims}D image (optionally with channels), got shape {image.shape}")
+    image = adapt_channels(image, preprocessing["in_channels"])
+    data = {"image": np.ascontiguousarray(np.moveaxis(image, -1, 0), dtype=np.float32)}
+    pipeline = Compose([*resize_transforms(preprocessing, ("image",)), *intensity_transforms(preprocessing)])
+    return pipeline(data)["image"]
