@@ -24,7 +24,12 @@ import numpy as np
 
 from kanseg.errors import KansegError
 from kanseg.inference import overlays, readers, writers
-from kanseg.inference.predictor import Predictor, foreground_probability, probabilities_to_mask
+from kanseg.inference.predictor import (
+    Predictor,
+    foreground_probability,
+    probabilities_to_mask,
+    resize_probabilities,
+)
 
 
 @dataclass
@@ -88,7 +93,7 @@ def predict_scan(
     outputs: dict[str, Path] = {}
     named = lambda kind, suffix: out_stem.with_name(f"{out_stem.name}_{kind}{suffix}")  # noqa: E731
     if predictor.spatial_dims == 2:
-        native = readers.read_image(path, predictor.in_channels)
+        native = readers.read_image(path)
         prob = predictor.predict_array(native)
         mask = probabilities_to_mask(prob, predictor.threshold)
         scale = 255 if prob.shape[0] == 1 else 1
@@ -101,8 +106,11 @@ def predict_scan(
         return outputs
     volume, reference = readers.read_volume(path, predictor.in_channels)
     slices = overlays.mid_slices(volume) if overlay else None
-    prob = predictor.predict_array(volume, progress=progress)
-    del volume  # the model input and the stitched output are the only full-size arrays left
+    spatial, image = volume.shape[:3], predictor.preprocess(volume)
+    del volume  # from here on: the model input, the stitched output and its weights (bounded memory)
+    prob = predictor.predict_tensor(image, progress=progress)
+    del image
+    prob = resize_probabilities(prob, spatial)
     suffix = readers.scan_suffix(path)
     mask = probabilities_to_mask(prob, predictor.threshold)
     outputs["mask"] = writers.write_nifti(named("mask", suffix), mask, reference)

@@ -157,16 +157,14 @@ class Predictor:
             progress=progress,
         )
 
-    def predict_array(self, native: np.ndarray, progress: bool = False) -> torch.Tensor:
-        """Native (*spatial, C) array -> probabilities (C_out, *spatial) at the native resolution.
+    def preprocess(self, native: np.ndarray) -> torch.Tensor:
+        """Native (*spatial, C) array -> model input (C_in, *spatial') via the checkpoint's preprocessing."""
+        return preprocess(native, self.preprocessing)
 
-        ``native`` must have the model's channel count (see :func:`kanseg.inference.readers.match_channels`).
-        """
-        spatial = native.shape[: self.spatial_dims]
-        image = preprocess(native, self.preprocessing)
-        prob = self.predict_tensor(image, progress=progress)
-        del image  # free the model input before the (possibly full-size) resize
-        return resize_probabilities(prob, spatial)
+    def predict_array(self, native: np.ndarray, progress: bool = False) -> torch.Tensor:
+        """Native (*spatial, C) array -> probabilities (C_out, *spatial) at the native resolution."""
+        prob = self.predict_tensor(self.preprocess(native), progress=progress)
+        return resize_probabilities(prob, native.shape[: self.spatial_dims])
 
     def predict_mask(self, native: np.ndarray) -> np.ndarray:
         """Native (*spatial, C) array -> uint8 mask (*spatial): {0, 1}, or class indices for several classes."""

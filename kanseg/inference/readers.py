@@ -6,7 +6,7 @@ report it and go on with the next file.
 
 Array layouts (channels last, like the datasets' ``native_image``):
 
-- 2D: ``(H, W, C)`` as stored (uint8 or uint16), RGB order, ``C`` equal to the model's ``in_channels``.
+- 2D: ``(H, W, C)`` as stored (uint8 or uint16), RGB order, ``C`` in {1, 3}.
 - 3D: ``(X, Y, Z, C)`` float32 in the NIfTI's stored voxel order, plus the ``Nifti1Image`` it came from
   (its affine and header are reused for the outputs).
 """
@@ -17,7 +17,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import nibabel as nib
 import numpy as np
 
@@ -77,31 +76,14 @@ def collect_inputs(inputs: list[str | os.PathLike]) -> list[ScanInput]:
     return scans
 
 
-def match_channels(image: np.ndarray, in_channels: int, path: str | os.PathLike) -> np.ndarray:
-    """``(H, W)`` or ``(H, W, C)`` RGB(A)/grey -> ``(H, W, in_channels)``.
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Read a 2D image as ``(H, W, C)``, C in {1, 3}, RGB, stored dtype: decoded exactly as in training.
 
-    Grey is repeated to RGB, RGB is converted to grey (ITU-R 601 luma), alpha is dropped; any other
-    combination is an error.
+    Channel adaptation to the model (grey <-> RGB) is part of the preprocessing, as in training.
     """
-    if image.ndim == 2:
-        image = image[..., None]
-    channels = image.shape[-1]
-    if channels in (2, 4):  # grey + alpha, RGB + alpha
-        image, channels = image[..., : channels - 1], channels - 1
-    if channels == in_channels:
-        return np.ascontiguousarray(image)
-    if channels == 1 and in_channels == 3:
-        return np.repeat(image, 3, axis=-1)
-    if channels == 3 and in_channels == 1:
-        return cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY)[..., None]
-    raise KansegError(f"{path}: image has {channels} channels but the model expects {in_channels}")
-
-
-def read_image(path: str | os.PathLike, in_channels: int) -> np.ndarray:
-    """Read a 2D image as ``(H, W, in_channels)`` RGB in its stored dtype, decoded exactly as in training."""
     from kanseg.data.io import read_image_2d
 
-    return match_channels(read_image_2d(path), in_channels, path)
+    return read_image_2d(path)
 
 
 def _check_nifti_header(path: Path, image: nib.Nifti1Image, in_channels: int) -> tuple[int, ...]:

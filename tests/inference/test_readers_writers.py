@@ -24,36 +24,13 @@ def nifti(shape=(9, 10, 11), dtype=np.int16, seed=0) -> nib.Nifti1Image:
     return image
 
 
-@pytest.mark.parametrize(
-    "stored, in_channels, expected",
-    [((13, 7), 3, (13, 7, 3)), ((13, 7, 3), 1, (13, 7, 1)), ((13, 7, 4), 3, (13, 7, 3)), ((13, 7, 3), 3, (13, 7, 3))],
-)
-def test_read_image_matches_model_channels(tmp_path, stored, in_channels, expected):
-    pixels = np.random.default_rng(0).integers(0, 255, size=stored, dtype=np.uint8)
-    path = tmp_path / "scan.png"
-    cv2.imwrite(str(path), pixels)
-    image = readers.read_image(path, in_channels)
-    assert image.shape == expected and image.dtype == np.uint8
-    if len(stored) == 2:  # grey repeated to RGB
-        np.testing.assert_array_equal(image[..., 1], pixels)
-    if stored[-1:] == (4,):  # BGRA on disk -> RGB, alpha dropped
-        np.testing.assert_array_equal(image, pixels[..., 2::-1])
-
-
-def test_read_image_wrong_channel_count(tmp_path):
-    path = tmp_path / "rgb.png"
-    cv2.imwrite(str(path), np.zeros((5, 6, 3), np.uint8))
-    with pytest.raises(KansegError, match=r"rgb.png: image has 3 channels but the model expects 2"):
-        readers.read_image(path, 2)
-
-
 def test_read_image_corrupt(tmp_path):
     good = tmp_path / "good.png"
     cv2.imwrite(str(good), np.full((40, 40, 3), 128, np.uint8))
     bad = tmp_path / "bad.png"
     bad.write_bytes(good.read_bytes()[:30])  # truncated inside the header
     with pytest.raises(KansegError, match="bad.png"):
-        readers.read_image(bad, 3)
+        readers.read_image(bad)
 
 
 def test_collect_inputs_folders_and_files(tmp_path):
