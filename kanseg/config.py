@@ -1,0 +1,178 @@
+"""Training configuration: pydantic models, YAML defaults, flag overrides, resolved dump.
+
+Order of precedence (timm style): built-in defaults < ``--config file.yaml`` < command-line flags.
+The fully resolved config is written next to the checkpoints as ``config.yaml``.
+
+    >>> cfg = load_config("configs/busi.yaml", {"epochs": 5, "data.image_size": 128})
+    >>> cfg.optim.lr, cfg.data.dataset
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from kanseg.errors import KansegError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Section):
+    dataset: str = "demo"
+    data_root: str | None = None
+    split: str | None = None
+    image_size: int | list[int] | None = 256
+    patch_size: list[int] | None = None
+    augment: bool = True
+    include_normal: bool = False
+    val_subset: Literal["val", "test"] = "val"
+    num_workers: int = Field(0, ge=0)
+
+
+class ModelConfig(_Section):
+    name: str = "unet-gram"
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+
+
+class LossConfig(_Section):
+    name: Literal["dice-bce", "dice", "bce"] = "dice-bce"
+    dice_weight: float = Field(1.0, ge=0)
+    bce_weight: float = Field(0.5, ge=0)
+
+
+class OptimConfig(_Section):
+    name: Literal["adam", "adamw"] = "adam"
+    lr: float = Field(1e-4, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    kan_lr: float | None = Field(None, gt=0)
+    kan_weight_decay: float | None = Field(None, ge=0)
+    kan_scope: Literal["kan-layer", "basis"] = "kan-layer"
+    scheduler: Literal["cosine", "none"] = "cosine"
+    min_lr: float = Field(1e-5, ge=0)
+    grad_clip: float | None = Field(None, gt=0)
+
+
+class TrainConfig(_Section):
+    """Everything a training run needs; ``config.yaml`` in a run directory is one of these."""
+
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    loss: LossConfig = Field(default_factory=LossConfig)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    epochs: int = Field(100, ge=1)
+    batch_size: int = Field(8, ge=1)
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    amp: Literal["off", "fp16", "bf16"] = "off"
+    threshold: float = Field(0.5, gt=0, lt=1)
+    monitor: Literal["dice", "iou", "global_dice", "global_iou", "ukan_dice", "ukan_iou"] = "iou"
+    val_every: int = Field(1, ge=1)
+    ukan_batch_size: int = Field(8, ge=1)
+    out: str | None = None
+
+    @field_validator("out")
+    @classmethod
+    def _no_empty_out(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("must not be empty")
+        return value
+
+
+def valid_keys(model: type[BaseModel] = TrainConfig, prefix: str = "") -> list[str]:
+    """Dotted names of every settable key, e.g. ``['data.dataset', ..., 'optim.lr', 'epochs', ...]``."""
+    keys = []
+    for name, field in model.model_fields.items():
+        sub = field.annotation
+        if isinstance(sub, type) and issubclass(sub, BaseModel):
+            keys += valid_keys(sub, f"{prefix}{name}.")
+        else:
+            keys.append(prefix + name)
+    return keys
+
+
+def _set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
+    if key not in valid_keys() and not key.startswith("model.kwargs."):
+        raise KansegError(f"invalid config key {key!r}; valid keys: {', '.join(valid_keys())}")
+    *parents, leaf = key.split(".")
+    node = tree
+    for part in parents:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise KansegError(f"config key {key!r}: {part!r} is not a section")
+    node[leaf] = value
+
+
+def _one_line(err: ValidationError, source: str) -> KansegError:
+    first = err.errors()[0]
+    key = ".".join(str(p) for p in first["loc"])
+    if first["type"] == "extra_forbidden":
+        return KansegError(f"invalid config key {key!r} in {source}; valid keys: {', '.join(valid_keys())}")
+    return KansegError(f"invalid value for {key!r} in {source}: {first['msg']} (got {first.get('input')!r})")
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise KansegError(f"config file not found: {path}")
+    try:
+        tree = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise KansegError(f"cannot parse {path}: {str(err).splitlines()[0]}")
+    if not isinstance(tree, dict):
+        raise KansegError(f"{path} must hold a mapping of config keys, got {type(tree).__name__}")
+    return tree
+
+
+def load_config(path: str | os.PathLike | None = None, overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """Defaults, then the YAML file at ``path`` (if any), then dotted ``overrides`` (``None`` values skipped).
+
+    Raises:
+        KansegError: unknown key (the message lists the valid keys), bad value, unreadable file.
+    """
+    tree = _read_yaml(Path(path)) if path is not None else {}
+    source = str(path) if path is not None else "defaults"
+    try:
+        TrainConfig.model_validate(tree)
+    except ValidationError as err:
+        raise _one_line(err, source)
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            _set_dotted(tree, key, value)
+    try:
+        return TrainConfig.model_validate(tree)
+    except ValidationError as err:
+        raise _one_line(err, "command-line flags")
+
+
+def parse_assignment(text: str) -> tuple[str, Any]:
+    """``"optim.lr=3e-4"`` -> ``("optim.lr", 0.0003)`` (the value is parsed as YAML)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise KansegError(f"--set expects KEY=VALUE, got {text!r}")
+    return key.strip(), yaml.safe_load(raw)
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def save_config(cfg: TrainConfig, path: str | os.PathLike) -> Path:
+    """Write the resolved config as YAML (atomically)."""
+    return write_text_atomic(path, yaml.safe_dump(cfg.model_dump(), sort_keys=False))

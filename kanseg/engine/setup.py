@@ -1,0 +1,104 @@
+"""From a :class:`~kanseg.config.TrainConfig` to the objects a run needs: run directory, datasets,
+model, loss, optimiser, schedule. Shared by training, evaluation and benchmarking."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from kanseg.config import TrainConfig
+from kanseg.engine.losses import build_loss
+from kanseg.engine.optim import build_optimizer, build_scheduler
+from kanseg.errors import KansegError
+
+RUN_FILES = ("config.yaml", "best.pt", "last.pt", "metrics.jsonl", "summary.json")
+
+
+def default_run_dir(cfg: TrainConfig, root: str | Path = "runs") -> Path:
+    """``runs/<dataset>-<model>-s<seed>-<YYYYmmdd-HHMMSS>``."""
+    dataset = cfg.data.dataset
+    if dataset.endswith(".json"):
+        dataset = Path(dataset).resolve().parent.name
+    return Path(root) / f"{dataset}-{cfg.model.name}-s{cfg.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def check_new_run_dir(run_dir: Path) -> None:
+    """A new run never overwrites another run's files."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise KansegError(f"--out {run_dir} exists and is not a directory")
+    taken = [name for name in RUN_FILES if (run_dir / name).exists()]
+    if taken:
+        raise KansegError(
+            f"{run_dir} already holds a run ({', '.join(taken)}); continue it with --resume {run_dir} "
+            "or choose another --out"
+        )
+
+
+def build_datasets(cfg: TrainConfig, subsets: tuple[str, ...] = ("train", "val")) -> dict[str, Any]:
+    """The kanseg.data datasets of ``subsets`` (augmentation and patches only for ``train``)."""
+    from kanseg.data import build_dataset
+
+    data = cfg.data
+    out = {}
+    for subset in subsets:
+        train = subset == "train"
+        out[subset] = build_dataset(
+            data.dataset, data_root=data.data_root, split=data.split, subset=subset,
+            image_size=data.image_size, augment=data.augment and train, seed=cfg.seed,
+            include_normal=data.include_normal, patch_size=tuple(data.patch_size) if train and data.patch_size else None,
+        )
+        if len(out[subset]) == 0:
+            raise KansegError(f"the {subset} subset of {data.dataset} (split {data.split or 'default'}) is empty")
+    return out
+
+
+def model_kwargs(cfg: TrainConfig, dataset: Any) -> dict[str, Any]:
+    """Constructor arguments of the run's model: the data's dims and channels, then ``model.kwargs``."""
+    return {"spatial_dims": dataset.spatial_dims, "in_channels": dataset.in_channels, "out_channels": 1,
+            **cfg.model.kwargs}
+
+
+def make_model(cfg: TrainConfig, kwargs: dict[str, Any]) -> nn.Module:
+    """``kanseg.models.create_model(cfg.model.name, **kwargs)``; bad names / options are user errors."""
+    from kanseg.models import create_model
+
+    try:
+        return create_model(cfg.model.name, **kwargs)
+    except (ValueError, TypeError) as err:
+        raise KansegError(f"cannot build model {cfg.model.name!r}: {str(err).splitlines()[0]}") from None
+
+
+def build_training(cfg: TrainConfig, model: nn.Module, device: torch.device):
+    """Loss, optimiser, per-epoch schedule and gradient scaler of a run."""
+    if cfg.amp == "fp16" and device.type != "cuda":
+        raise KansegError("--amp fp16 needs a CUDA device; use --amp bf16 or --amp off on CPU")
+    o = cfg.optim
+    loss = build_loss(cfg.loss.name, cfg.loss.dice_weight, cfg.loss.bce_weight)
+    optimizer = build_optimizer(model, o.name, o.lr, o.weight_decay, o.kan_lr, o.kan_weight_decay, o.kan_scope)
+    scheduler = build_scheduler(optimizer, cfg.epochs, o.scheduler, o.min_lr)
+    scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16")
+    return loss, optimizer, scheduler, scaler
+
+
+def eval_options(cfg: TrainConfig) -> dict[str, Any]:
+    """Keyword arguments of :func:`kanseg.engine.evaluate.evaluate_dataset` for this config."""
+    same_size = cfg.data.image_size is not None and cfg.data.patch_size is None
+    return {
+        "batch_size": cfg.batch_size if same_size else 1,
+        "threshold": cfg.threshold,
+        "roi_size": cfg.data.patch_size,
+        "amp": cfg.amp,
+        "ukan_batch_size": cfg.ukan_batch_size,
+    }
+
+
+def protocol_note(cfg: TrainConfig) -> str | None:
+    """A line to print and store when the split reuses the validation set as the report set."""
+    if cfg.data.split and cfg.data.split.startswith("legacy"):
+        return (f"split {cfg.data.split} is the U-KAN legacy protocol: its 20% hold-out serves as both the "
+                "validation (checkpoint selection) and the report set, as in the published tables")
+    return None

@@ -1,0 +1,79 @@
+"""kanseg.config: YAML defaults < flags, one-line errors listing valid keys, resolved dump."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from kanseg.config import TrainConfig, load_config, parse_assignment, save_config, valid_keys
+from kanseg.errors import KansegError
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+
+def test_yaml_then_flags(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("epochs: 7\ndata:\n  dataset: busi\n  image_size: 128\noptim:\n  lr: 0.001\n")
+    cfg = load_config(path, {"epochs": 3, "data.split": "clean", "optim.lr": None})
+    assert cfg.epochs == 3  # flag wins
+    assert cfg.data.dataset == "busi" and cfg.data.image_size == 128 and cfg.data.split == "clean"
+    assert cfg.optim.lr == 0.001  # None means "flag not given"
+    assert cfg.batch_size == TrainConfig().batch_size  # default kept
+
+
+def test_invalid_key_in_yaml_lists_valid_keys(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("optim:\n  learning_rate: 0.1\n")
+    with pytest.raises(KansegError, match=r"invalid config key 'optim.learning_rate'.*valid keys: .*optim\.lr") as err:
+        load_config(path)
+    assert "\n" not in str(err.value)
+
+
+def test_invalid_override_key_and_value():
+    with pytest.raises(KansegError, match="invalid config key 'optim.momentum'; valid keys: data.dataset"):
+        load_config(None, {"optim.momentum": 0.9})
+    with pytest.raises(KansegError, match="invalid value for 'epochs'"):
+        load_config(None, {"epochs": 0})
+    with pytest.raises(KansegError, match="invalid value for 'amp'"):
+        load_config(None, {"amp": "fp8"})
+
+
+def test_model_kwargs_are_free_form_and_set_parses_yaml():
+    key, value = parse_assignment("model.kwargs.base_width=8")
+    cfg = load_config(None, {key: value, **dict([parse_assignment("optim.kan_lr=1e-2")])})
+    assert cfg.model.kwargs == {"base_width": 8} and cfg.optim.kan_lr == 0.01
+    with pytest.raises(KansegError, match="KEY=VALUE"):
+        parse_assignment("epochs")
+
+
+def test_missing_and_unparsable_files(tmp_path):
+    with pytest.raises(KansegError, match="config file not found"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("epochs: [1,\n")
+    with pytest.raises(KansegError, match="cannot parse"):
+        load_config(bad)
+    listy = tmp_path / "list.yaml"
+    listy.write_text("- 1\n- 2\n")
+    with pytest.raises(KansegError, match="mapping"):
+        load_config(listy)
+
+
+def test_resolved_dump_round_trips(tmp_path):
+    cfg = load_config(None, {"data.dataset": "glas", "data.image_size": [64, 48], "seed": 5})
+    path = save_config(cfg, tmp_path / "run" / "config.yaml")
+    assert load_config(path) == cfg
+    assert set(yaml.safe_load(path.read_text())) == {k.split(".")[0] for k in valid_keys()}
+    assert [p.name for p in path.parent.iterdir()] == ["config.yaml"]  # no temp file left
+
+
+@pytest.mark.parametrize("name", ["busi", "glas", "cvc", "cpu-quick"])
+def test_shipped_configs_are_valid(name):
+    cfg = load_config(CONFIGS / f"{name}.yaml")
+    assert cfg.data.dataset in ("busi", "glas", "cvc")
+    if name != "cpu-quick":  # the legacy U-KAN protocol
+        assert (cfg.epochs, cfg.batch_size, cfg.optim.lr, cfg.optim.kan_lr) == (400, 8, 1e-4, 1e-2)
+        assert (cfg.optim.min_lr, cfg.optim.weight_decay, cfg.loss.bce_weight, cfg.loss.dice_weight) == (
+            1e-5, 1e-4, 0.5, 1.0)
+        assert cfg.data.split == "legacy-2981" and cfg.monitor == "ukan_iou"
+        assert cfg.data.image_size == (512 if name == "glas" else 256)
