@@ -2,7 +2,7 @@
 
 A preset is a template plus default arguments. Overrides replace those defaults (``spatial_dims``,
 ``in_channels``, ``out_channels``, ``widths``...); the ``*block_options`` dicts are merged key by key, so
-``create_model("unet-gram", block_options={"dropout": 0.1})`` keeps degree 3.
+``create_model("ukagnet", block_options={"dropout": 0.1})`` keeps its BatchNorm.
 
     >>> model = create_model("unet-gram", spatial_dims=3, in_channels=1, out_channels=2)
 """
@@ -94,7 +94,8 @@ def create_model(name: str, **overrides: Any) -> nn.Module:
 
 
 # --- presets ---------------------------------------------------------------------------------------------------
-# KAN presets follow the paper (Drokin 2024): widths 16 * 2^d, depth 5, two KAN convs per level, stride-2 first
+# Presets set only what differs from the block defaults (gram degree 3 is the family default), so overriding
+# encoder_block="conv" never inherits KAN-only options. KAN presets follow the paper (Drokin 2024): widths 16 * 2^d, depth 5, two KAN convs per level, stride-2 first
 # conv of each level, (bi/tri)linear upsampling, concatenated skips. The conv baseline doubles the widths
 # (32 * 2^d), which puts it at a similar parameter budget (~7.8 M vs ~9.8 M) with the classic max-pooling.
 _KAN = dict(depth=5, base_width=16, downsample="stride", upsample="linear")
@@ -105,18 +106,18 @@ for _family in list_families():
     register_model(f"unet-{_family}", UNet, f"U-Net of {_family} KAN convs (family defaults)",
                    encoder_block=f"kan:{_family}", **_KAN)
 register_model("unet-gram-bottleneck", UNet, "U-Net of bottleneck Gram KAN convs, degree 3",
-               encoder_block="kan:gram-bottleneck", block_options={"degree": 3}, **_KAN)
-register_model("unet-gram-conv", UNet, "Gram KAN encoder, conv decoder", encoder_block="kan:gram",
-               decoder_block="conv", encoder_block_options={"degree": 3}, **_KAN)
-register_model("unetpp-gram", UNetPlusPlus, "U-Net++ of Gram KAN convs, degree 3",
-               encoder_block="kan:gram", block_options={"degree": 3}, **_KAN)
+               encoder_block="kan:gram-bottleneck", **_KAN)
+register_model("unet-gram-conv", UNet, "Gram KAN encoder (degree 3), conv decoder", encoder_block="kan:gram",
+               decoder_block="conv", **_KAN)
+register_model("unetpp-gram", UNetPlusPlus, "U-Net++ of Gram KAN convs, degree 3", encoder_block="kan:gram",
+               **_KAN)
 register_model("unetpp-gram-ds", UNetPlusPlus, "U-Net++ of Gram KAN convs with deep supervision",
-               encoder_block="kan:gram", block_options={"degree": 3}, deep_supervision=True, **_KAN)
+               encoder_block="kan:gram", deep_supervision=True, **_KAN)
 register_model("attunet-gram", AttentionUNet, "Attention U-Net of Gram KAN convs, degree 3",
-               encoder_block="kan:gram", block_options={"degree": 3}, **_KAN)
-# UKAGNet as published (torch-conv-kan models/ukanet.py `UKAGNet`, plain KAGN layers): BatchNorm (affine) after
-# each KAGN conv, the reference default. 9.81 M parameters for 3 -> 1 channels at degree 3.
+               encoder_block="kan:gram", **_KAN)
+# UKAGNet as published (torch-conv-kan models/ukanet.py `UKAGNet`, plain KAGN layers, degree 3 = the gram
+# default): BatchNorm (affine) after each KAGN conv, the reference default. 9.81 M parameters for 3 -> 1 channels.
 register_model("ukagnet", UNet, "UKAGNet of the paper: plain KAGN U-Net, BatchNorm, 9.81 M params (3->1)",
-               encoder_block="kan:gram", block_options={"degree": 3, "norm": "batch"}, **_KAN)
+               encoder_block="kan:gram", block_options={"norm": "batch"}, **_KAN)
 register_model("ukagnet-bottleneck", UNet, "UKAGNet with bottleneck KAGN convs (the reference's default)",
-               encoder_block="kan:gram-bottleneck", block_options={"degree": 3, "norm": "batch"}, **_KAN)
+               encoder_block="kan:gram-bottleneck", block_options={"norm": "batch"}, **_KAN)

@@ -1,0 +1,94 @@
+"""Base tester shared by the template tests (smp style): one small subclass per template."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import pytest
+import torch
+
+from kanseg.checkpoint import build_model, load_checkpoint, save_checkpoint
+from kanseg.models import create_model
+
+# Odd sizes everywhere: the templates pad to a multiple of 2^(depth-1) and crop back.
+SIZES = {2: (35, 29), 3: (17, 18, 19)}
+TINY = dict(depth=3, base_width=4)
+
+
+def outputs(y: torch.Tensor | list[torch.Tensor]) -> list[torch.Tensor]:
+    return y if isinstance(y, list) else [y]
+
+
+class ModelTester:
+    """Subclasses set the template and a preset of it; every test builds tiny variants of that preset."""
+
+    template: ClassVar[type]
+    preset: ClassVar[str]
+    blocks: ClassVar[tuple[str, ...]] = ("conv", "kan:gram", "kan:chebyshev", "kan:gram-bottleneck")
+
+    def build(self, **overrides) -> torch.nn.Module:
+        torch.manual_seed(0)
+        model = create_model(self.preset, **{**TINY, **overrides})
+        assert type(model) is self.template
+        return model
+
+    @pytest.mark.parametrize("spatial_dims", [2, 3])
+    @pytest.mark.parametrize("block", blocks)
+    def test_forward_backward_odd_size(self, block, spatial_dims):
+        model = self.build(spatial_dims=spatial_dims, in_channels=2, out_channels=3, encoder_block=block,
+                           block_options={})
+        x = torch.randn(2, 2, *SIZES[spatial_dims])
+        ys = outputs(model(x))
+        for y in ys:
+            assert y.shape == (2, 3, *SIZES[spatial_dims])
+            assert torch.isfinite(y).all()
+        sum(y.square().mean() for y in ys).backward()
+        missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
+        assert not missing, f"no or non-finite gradient for {missing[:5]}"
+        first = next(model.encoder.parameters())
+        assert first.grad.abs().sum() > 0
+
+    def test_output_depends_on_every_pixel_only_within_image(self):
+        # Padding must not leak: changing a pixel changes the output, and the crop returns the input's size.
+        model = self.build(block_options={"norm": "group"}).eval()
+        x = torch.randn(1, 3, *SIZES[2])
+        y = model(x)
+        x2 = x.clone()
+        x2[..., -1, -1] += 5.0
+        assert not torch.allclose(model(x2), y)
+        assert y.shape[-2:] == x.shape[-2:]
+
+    def test_kan_encoder_conv_decoder(self):
+        from kanseg.kan import KANConv
+
+        model = self.build(encoder_block="kan:gram", decoder_block="conv", block_options={},
+                           encoder_block_options={"degree": 2})
+        assert any(isinstance(m, KANConv) for m in model.encoder.modules())
+        assert not any(isinstance(m, KANConv) for m in model.decoder.modules())
+        assert all(m.basis.degree == 2 for m in model.encoder.modules() if isinstance(m, KANConv))
+        assert model(torch.randn(1, 3, 20, 21)).shape == (1, 1, 20, 21)
+
+    def test_wrong_input_channels_is_a_clear_error(self):
+        from kanseg.errors import KansegError
+
+        model = self.build(in_channels=3)
+        with pytest.raises(KansegError, match=r"expects input \(B, 3"):
+            model(torch.randn(1, 1, 16, 16))
+
+    def test_save_load_round_trip(self, tmp_path):
+        kwargs = dict(TINY, spatial_dims=2, in_channels=1, out_channels=2, encoder_block="kan:gram")
+        model = create_model(self.preset, **kwargs)
+        with torch.no_grad():  # make BatchNorm running stats non-trivial so they must be restored too
+            model.train()(torch.randn(2, 1, 24, 24))
+        model.eval()
+        path = save_checkpoint(tmp_path / "m.pt", model_name=self.preset, model_kwargs=kwargs,
+                               state_dict=model.state_dict())
+        restored = build_model(load_checkpoint(path))
+        x = torch.randn(1, 1, 27, 30)
+        torch.testing.assert_close(restored(x), model(x), rtol=0, atol=0)
+
+    def test_torch_export_2d(self):
+        model = self.build(encoder_block="kan:gram", block_options={}).eval()
+        x = torch.randn(1, 3, 35, 29)
+        exported = torch.export.export(model, (x,))
+        torch.testing.assert_close(exported.module()(x), model(x))
