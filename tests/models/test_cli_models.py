@@ -1,0 +1,29 @@
+from typer.testing import CliRunner
+
+from kanseg.cli import app
+from kanseg.kan import list_families
+from kanseg.models import list_models
+
+runner = CliRunner()
+
+
+def test_models_lists_families_and_every_preset():
+    result = runner.invoke(app, ["models"])
+    assert result.exit_code == 0, result.output
+    assert ", ".join(list_families()) in result.output
+    for name in list_models():
+        assert f"\n{name} " in result.output
+
+
+def test_models_details_shows_params_and_flops_at_stated_sizes():
+    result = runner.invoke(app, ["models", "--details", "--pattern", "ukagnet", "--size-2d", "64", "--size-3d", "16"])
+    assert result.exit_code == 0, result.output
+    assert "GFLOPs 2D 64^2" in result.output and "GFLOPs 3D 16^3" in result.output
+    row = next(line for line in result.output.splitlines() if line.startswith("ukagnet "))
+    assert "9.81 M" in row and "29.42 M" in row
+
+
+def test_models_pattern_without_match_says_so():
+    result = runner.invoke(app, ["models", "--pattern", "nope*"])
+    assert result.exit_code == 0
+    assert "No model preset matches 'nope*'" in result.output
