@@ -28,7 +28,7 @@ class BUSI(DatasetAdapter):
     optional_groups = ("normal",)
 
     def official_cases(self, base: Path) -> list[Case]:
-        folder = base / "Dataset_BUSI_with_GT" if (base / "Dataset_BUSI_with_GT").is_dir() else base
+        folder = base  # Dataset_BUSI_with_GT itself (found at --data-root or one level below)
         cases = []
         for cls in CLASSES:
             files = list_files(folder / cls)
