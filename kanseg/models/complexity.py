@@ -3,7 +3,7 @@
 The forward pass runs on fake tensors (shapes only, so a 96^3 volume costs nothing) under a
 :class:`~torch.utils._python_dispatch.TorchDispatchMode` that counts, op by op:
 
-* ``conv_macs``: multiply-accumulates of every convolution, from its shapes — functional convolutions included,
+* ``conv_macs``: multiply-accumulates of every convolution (and matrix product), from its shapes — functional convolutions included,
   which is where KAN layers put their basis weights (``(B, C_in*P, *S)`` basis tensor convolved to ``C_out``);
 * ``kan_ops``: elementwise ops executed inside :mod:`kanseg.kan` modules (input map, basis recurrence,
   base activation, norm, post activation) — the KAN basis work;
@@ -79,7 +79,7 @@ class _OpCounter(TorchDispatchMode):
                                else _numel(first) * per_out)
             ops = _numel(first) if args[2] is not None else 0  # bias add
         elif name in ("mm", "addmm", "bmm", "baddbmm"):
-            self.conv_macs += _numel(first) * args[-1].shape[-2] if name in ("mm", "bmm") else 0
+            self.conv_macs += _numel(first) * args[-1].shape[-2]  # (.., n, m) output, k = rows of the last
             ops = 0
         elif name in _NORM_OPS:
             ops = 4 * _numel(args[0])
