@@ -12,7 +12,7 @@ import torch
 
 from kanseg.data.cases import Case
 from kanseg.data.io import is_nifti, read_image, read_mask
-from kanseg.data.transforms import dataset_pipelines
+from kanseg.data.transforms import dataset_pipelines, run_pipeline
 
 
 class SegmentationDataset(torch.utils.data.Dataset):
@@ -84,7 +84,7 @@ class SegmentationDataset(torch.utils.data.Dataset):
                 if float(stored["source_mtime"]) == self._source_mtime(index):
                     return {"image": stored["image"].astype(np.float32), "label": stored["label"].astype(np.float32)}
         case = self.cases[index]
-        data = self._load({"image": case.image, "label": case.label})
+        data = run_pipeline(self._load, {"image": case.image, "label": case.label})
         return {"image": np.asarray(data["image"], dtype=np.float32), "label": np.asarray(data["label"], dtype=np.float32)}
 
     def write_cache(self, index: int) -> Path:
@@ -106,7 +106,7 @@ class SegmentationDataset(torch.utils.data.Dataset):
         data = self.load_resized(index)
         if self._randomised:
             self._finish.set_random_state(seed=self._item_seed(index))
-        out = self._finish(data)
+        out = run_pipeline(self._finish, data)
         if isinstance(out, list):  # patch samplers return a list of samples
             out = out[0]
         return {"image": out["image"], "label": out["label"], "id": self.ids[index]}

@@ -142,6 +142,20 @@ class Albumentations2Dd(MapTransform, Randomizable):
         return d
 
 
+def run_pipeline(pipeline: Compose, data: dict):
+    """Apply a MONAI pipeline; a :class:`KansegError` inside it comes out as itself (MONAI wraps
+    every exception in ``RuntimeError("applying transform ...")``)."""
+    try:
+        return pipeline(data)
+    except RuntimeError as err:
+        cause = err.__cause__
+        while cause is not None and not isinstance(cause, KansegError):
+            cause = cause.__cause__
+        if cause is None:
+            raise
+        raise cause from None
+
+
 def _check_intensity(intensity: dict) -> None:
     if intensity.get("kind") not in INTENSITY_KINDS:
         raise KansegError(f"unknown intensity kind {intensity.get('kind')!r}; valid: {', '.join(INTENSITY_KINDS)}")
@@ -219,4 +233,4 @@ def preprocess_image(image: np.ndarray, preprocessing: dict) -> torch.Tensor:
     image = adapt_channels(image, preprocessing["in_channels"])
     data = {"image": np.ascontiguousarray(np.moveaxis(image, -1, 0), dtype=np.float32)}
     pipeline = Compose([*resize_transforms(preprocessing, ("image",)), *intensity_transforms(preprocessing)])
-    return pipeline(data)["image"]
+    return run_pipeline(pipeline, data)["image"]

@@ -1,0 +1,90 @@
+"""Split algorithms and the frozen manifests: sklearn equivalence, U-KAN order, disjointness."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from kanseg.data.manifests import MANIFEST_DIR, load_manifest
+from kanseg.data.splits import contiguous_blocks, legacy_split, stratified_folds, ukan_sorted
+
+
+def test_legacy_split_matches_sklearn_documented_example():
+    # sklearn's train_test_split docstring: X = arange(10).reshape(5, 2), test_size=0.33,
+    # random_state=42 -> X_train rows [2, 0, 3], X_test rows [1, 4].
+    train, test = legacy_split(["0", "1", "2", "3", "4"], seed=42, test_size=0.33)
+    assert train == ["2", "0", "3"] and test == ["1", "4"]
+
+
+def test_legacy_split_is_the_shufflesplit_permutation():
+    ids = [f"id{i}" for i in range(647)]
+    train, test = legacy_split(ids, seed=2981)
+    permutation = np.random.RandomState(2981).permutation(647)
+    assert len(test) == 130 and len(train) == 517  # ceil(0.2 * 647) = 130
+    assert test == [ids[i] for i in permutation[:130]]
+    assert set(train) | set(test) == set(ids) and not set(train) & set(test)
+
+
+def test_ukan_order_is_string_order_of_file_names():
+    assert ukan_sorted(["2", "10", "1", "100"]) == ["1", "10", "100", "2"]
+    assert ukan_sorted(["benign (10)", "benign (1)", "benign (2)"]) == ["benign (1)", "benign (10)", "benign (2)"]
+
+
+def test_stratified_folds_and_blocks():
+    ids = [f"a{i}" for i in range(10)] + [f"b{i}" for i in range(5)]
+    folds = stratified_folds(ids, ["a"] * 10 + ["b"] * 5, n_folds=5, seed=0)
+    assert sorted(i for f in folds for i in f) == sorted(ids)
+    assert all(sum(i.startswith("a") for i in f) == 2 and sum(i.startswith("b") for i in f) == 1 for f in folds)
+    assert contiguous_blocks([str(i) for i in range(1, 8)], ["3", "6"]) == [["1", "2"], ["3", "4", "5"], ["6", "7"]]
+
+
+@pytest.mark.parametrize("name,n_ids,n_test", [("busi", 647, 130), ("glas", 165, 33), ("cvc", 612, 123)])
+@pytest.mark.parametrize("seed", [2981, 6142, 1187])
+def test_manifest_legacy_splits_are_recomputable(name, n_ids, n_test, seed):
+    manifest = load_manifest(name)
+    split = manifest["splits"][f"legacy-{seed}"]
+    ids = split["train"] + split["val"]
+    assert len(ids) == n_ids and len(split["val"]) == n_test and split["test"] == split["val"]
+    assert (split["train"], split["val"]) == legacy_split(ukan_sorted(ids), seed)
+    assert "both validation" in split["note"].lower() or "BOTH" in split["note"]
+
+
+@pytest.mark.parametrize("name", ["busi", "glas", "cvc"])
+def test_clean_splits_are_disjoint_and_within_the_release(name):
+    manifest = load_manifest(name)
+    release = {c["id"] for c in manifest["cases"]}
+    assert len(release) == manifest["counts"]["cases"] == len(manifest["cases"])
+    for split_name, split in manifest["splits"].items():
+        train, val, test = (set(split[k]) for k in ("train", "val", "test"))
+        assert train | val | test <= release
+        assert not train & val and not train & test
+        if split_name.startswith("clean"):
+            assert not val & test
+
+
+def test_specific_clean_protocols():
+    busi, glas, cvc = (load_manifest(n) for n in ("busi", "glas", "cvc"))
+    lesion_ids = {c["id"] for c in busi["cases"] if c["group"] != "normal"}
+    folds = [busi["splits"][f"clean-fold{k}"] for k in range(1, 5)]
+    assert all(set(f["test"]) == set(folds[0]["test"]) for f in folds)  # fixed test fold
+    assert set().union(*(set(f["val"]) for f in folds)) | set(folds[0]["test"]) == lesion_ids
+    assert busi["splits"]["clean"]["val"] == folds[0]["val"]
+    assert len(busi["splits"]["clean"]["extra"]["normal"]["test"]) > 0
+    clean = glas["splits"]["clean"]
+    assert (len(clean["train"]), len(clean["val"]), len(clean["testA"]), len(clean["testB"])) == (68, 17, 60, 20)
+    assert all(i.startswith("train_") for i in clean["train"] + clean["val"])
+    blocks = [sorted(map(int, cvc["splits"]["clean"][k])) for k in ("train", "val", "test")]
+    assert [b[0] for b in blocks] == [1, 429, 504] and blocks[2][-1] == 612
+    assert all(b == list(range(b[0], b[-1] + 1)) for b in blocks)  # contiguous frame ids
+
+
+def test_busi_manifest_counts_and_multi_masks():
+    busi = load_manifest("busi")
+    assert busi["counts"] == {"cases": 780, "images": 780, "masks": 798, "benign": 437, "malignant": 210,
+                              "normal": 133, "lesion_cases": 647}
+    multi = [c for c in busi["cases"] if len(c["files"]) > 2]
+    assert (len(multi), sum(len(c["files"]) - 2 for c in multi)) == (17, 18)  # 798 - 780 extra mask files
+    assert all(sha is None or len(sha) == 64 for c in busi["cases"] for sha in c["files"].values())
+    assert json.loads((MANIFEST_DIR / "busi.json").read_text())["format"] == "kanseg-manifest-v1"
