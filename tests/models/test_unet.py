@@ -1,6 +1,7 @@
+import pytest
 import torch
 
-from kanseg.models import UNet
+from kanseg.models import UNet, create_model
 from kanseg.models.unet import UNetDecoder
 
 from .tester import ModelTester
@@ -20,3 +21,10 @@ class TestUNet(ModelTester):
         model = UNet(2, 1, 2, widths=[4])
         assert model.size_divisor == 1
         assert model(torch.randn(1, 1, 7, 5)).shape == (1, 2, 7, 5)
+
+
+@pytest.mark.parametrize("spatial_dims, size", [(2, (67, 93)), (3, (33, 34, 35))])
+def test_sizes_named_in_the_issue(spatial_dims, size):
+    model = create_model("unet-gram", spatial_dims=spatial_dims, in_channels=1, depth=4, base_width=2).eval()
+    with torch.no_grad():
+        assert model(torch.randn(1, 1, *size)).shape == (1, 1, *size)
