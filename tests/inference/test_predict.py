@@ -176,3 +176,21 @@ def test_real_nifti_from_nibabel(tmp_path, checkpoint_3d):
     assert mask.shape == ref.shape
     np.testing.assert_array_equal(mask.affine, ref.affine)
     assert os.path.getsize(tmp_path / "anatomical_overlay.png") > 0
+
+
+@pytest.mark.shared_data
+def test_real_cvc_frame(tmp_path, checkpoint_2d, shared_dir):
+    """A real colonoscopy frame (CVC-ClinicDB PNG release, 384x288 RGB) -> mask of its native size."""
+    frame = shared_dir / "data" / "CVC-ClinicDB" / "Original" / "1.png"
+    if not frame.is_file():
+        pytest.skip("CVC-ClinicDB is not in ../shared/data")
+    report = predict(checkpoint_2d, frame, tmp_path, overlay=True)
+    assert report.ok, report.failures
+    assert cv2.imread(str(tmp_path / "1_mask.png"), cv2.IMREAD_UNCHANGED).shape == (288, 384)
+    assert cv2.imread(str(tmp_path / "1_overlay.png")).shape == (288, 384, 3)
+
+
+def test_top_level_api_is_the_inference_predict():
+    import kanseg
+
+    assert kanseg.predict is predict
