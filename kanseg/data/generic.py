@@ -10,6 +10,7 @@ NIfTI files make a 3D dataset, any other supported ending a 2D one; labels are b
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import re
@@ -50,13 +51,13 @@ def _decathlon_cases(root: Path, entries: list) -> list[Case]:
 
 
 def _nnunet_cases(root: Path, meta: dict) -> list[Case]:
+    """Channel files are those present (an RGB PNG is one ``_0000`` file for channels R, G, B)."""
     ending = meta["file_ending"]
-    n_channels = len(meta.get("channel_names", meta.get("modality", {"0": ""})))
     cases = []
     for label in sorted((root / "labelsTr").glob(f"*{ending}")):
         case_id = label.name[: -len(ending)]
-        images = tuple(root / "imagesTr" / f"{case_id}_{c:04d}{ending}" for c in range(n_channels))
-        cases.append(Case(case_id, images, (label,)))
+        images = tuple(sorted((root / "imagesTr").glob(f"{glob.escape(case_id)}_[0-9][0-9][0-9][0-9]{ending}")))
+        cases.append(Case(case_id, images or (root / "imagesTr" / f"{case_id}_0000{ending}",), (label,)))
     return cases
 
 
