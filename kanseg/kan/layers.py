@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from kanseg import kernels  # fused path; kanseg.kernels never imports kanseg.kan
 from kanseg.kan.basis import get_family
 from kanseg.kan.factories import (
     GroupPReLU,
@@ -121,7 +122,12 @@ class KANConv(nn.Module):
     def basis_branch(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, C_in, *S) -> (B, C_out, *S')``: the KAN part of the layer."""
         z = self.inner_proj(x) if self.inner_proj is not None else x
-        y = self.basis_conv(self.expand(z))
+        # --- kanseg.kernels: fused, memory-saving path (KANSEG_KERNELS=eager|fused|auto) -----------------------
+        if kernels.use_fused(z):
+            y = kernels.basis_conv(z, self.basis, self.basis_conv, self.dropout)
+        else:
+            y = self.basis_conv(self.expand(z))
+        # --- end kanseg.kernels ----------------------------------------------------------------------------------
         return self.out_proj(y) if self.out_proj is not None else y
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -131,7 +137,12 @@ class KANConv(nn.Module):
                              f"got shape {tuple(x.shape)}")
         y = self.basis_branch(x)
         if self.base_conv is not None:
-            y = y + self.base_conv(self.base_act(x))
+            # --- kanseg.kernels: base branch recomputes φ(x) in backward instead of saving it -------------------
+            if kernels.use_fused(x):
+                y = y + kernels.activation_conv(x, self.base_act, self.base_conv)
+            else:
+                y = y + self.base_conv(self.base_act(x))
+            # --- end kanseg.kernels ------------------------------------------------------------------------------
         return self.act(self.norm(y))
 
     def extra_repr(self) -> str:

@@ -1,0 +1,38 @@
+"""Fused KAN kernels: a memory-saving autograd path for the KAN conv layers, and Triton expansion kernels.
+
+    >>> import os; os.environ["KANSEG_KERNELS"] = "eager"   # or "fused" / "auto" (default)
+
+:func:`basis_conv` and :func:`activation_conv` are what ``kanseg.kan.KANConv`` calls when :func:`use_fused` says so.
+Nothing here imports ``kanseg.kan``; Triton is imported only when a Triton backend is used.
+"""
+
+from kanseg.kernels.dispatch import (
+    BACKENDS,
+    ENV_VAR,
+    MODES,
+    TRITON_FAMILIES,
+    activation_conv,
+    basis_conv,
+    kernel_mode,
+    select_backend,
+    triton_available,
+    use_fused,
+)
+from kanseg.kernels.expand_conv import ConvGeometry, ExpandConv, ExpandConvPlan, TorchExpander
+
+__all__ = [
+    "BACKENDS",
+    "ENV_VAR",
+    "MODES",
+    "TRITON_FAMILIES",
+    "ConvGeometry",
+    "ExpandConv",
+    "ExpandConvPlan",
+    "TorchExpander",
+    "activation_conv",
+    "basis_conv",
+    "kernel_mode",
+    "select_backend",
+    "triton_available",
+    "use_fused",
+]

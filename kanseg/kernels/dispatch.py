@@ -1,0 +1,136 @@
+"""Which path a KAN layer takes: the eager reference, or the fused memory-saving one.
+
+``KANSEG_KERNELS`` (read at every call):
+
+- ``eager``: the reference layers, bit for bit (``KANConv.expand`` + ``nn.ConvNd``).
+- ``fused``: always :class:`~kanseg.kernels.expand_conv.ExpandConv`; the expansion runs in Triton kernels on CUDA for
+  the families in :data:`TRITON_FAMILIES`, in the torch recompute expander otherwise (CPU, wavelet, bspline).
+- ``auto`` (default): like ``fused``, except for CPU tensors when no gradient is recorded (the eager forward does
+  the same work) and while ``torch.compile`` traces (it fuses the eager graph itself).
+
+This module never imports ``kanseg.kan``: the layer passes its family module, convs and dropout in.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+import torch
+from torch import nn
+
+from kanseg.errors import KansegError
+from kanseg.kernels.expand_conv import ConvGeometry, ExpandConv, ExpandConvPlan, TorchExpander
+
+ENV_VAR = "KANSEG_KERNELS"
+MODES = ("eager", "fused", "auto")
+BACKENDS = ("torch", "triton")
+#: families with Triton expansion kernels (``kanseg.kernels.triton_families`` registers exactly these).
+TRITON_FAMILIES = ("bernstein", "chebyshev", "gram", "jacobi", "legendre", "rbf", "relu")
+
+
+def kernel_mode() -> str:
+    """The mode set by ``KANSEG_KERNELS`` (``auto`` when unset); ``KansegError`` listing the valid modes otherwise."""
+    mode = os.environ.get(ENV_VAR, "").strip().lower() or "auto"
+    if mode not in MODES:
+        raise KansegError(f"{ENV_VAR}={mode!r} is not a kernel mode; valid: {', '.join(MODES)}")
+    return mode
+
+
+def use_fused(x: torch.Tensor) -> bool:
+    """Whether a layer seeing input ``x`` takes the fused path under the current mode."""
+    mode = kernel_mode()
+    if mode == "eager":
+        return False
+    if mode == "fused":
+        return True
+    if torch.compiler.is_compiling():
+        return False
+    return x.is_cuda or torch.is_grad_enabled()
+
+
+def triton_available() -> bool:
+    return importlib.util.find_spec("triton") is not None
+
+
+def select_backend(z: torch.Tensor, family_name: str) -> str:
+    """``"triton"`` for CUDA tensors of a family with kernels (and triton installed), else ``"torch"``."""
+    return "triton" if z.is_cuda and family_name in TRITON_FAMILIES and triton_available() else "torch"
+
+
+def conv_compute_dtype(z: torch.Tensor) -> torch.dtype:
+    """The dtype the eager conv would run in: the autocast dtype when autocast is on, else ``z``'s."""
+    device = z.device.type
+    if z.dtype != torch.float64 and torch.is_autocast_enabled(device):
+        return torch.get_autocast_dtype(device)
+    return z.dtype
+
+
+def dropout_scale(dropout: nn.Module | None, z: torch.Tensor) -> torch.Tensor | None:
+    """Channel-dropout mask as a ``(B, C, 1…)`` scale (0 or 1/(1−p)), or ``None`` when dropout is inactive."""
+    if dropout is None or not dropout.training or dropout.p == 0:
+        return None
+    dtype = torch.float64 if z.dtype == torch.float64 else torch.float32
+    ones = torch.ones(z.shape[0], z.shape[1], *([1] * (z.dim() - 2)), device=z.device, dtype=dtype)
+    return dropout(ones)
+
+
+def torch_basis_expansion(family: nn.Module, z: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
+    """``B(scale·ν(z))`` by the family's torch code, in fp32 (fp64 for fp64 ``z``): ``(B, C, *S) -> (B, C*P, *S)``."""
+    t = family.input_map(z if z.dtype == torch.float64 else z.float())
+    if scale is not None:
+        t = t * scale
+    return family.expand(t)
+
+
+def _split_basis_conv(conv: nn.Module) -> tuple[nn.Module, nn.Module | None]:
+    """The conv over the expanded tensor and what follows it (the wavelet family's 1×1 mix)."""
+    if isinstance(conv, nn.Sequential):
+        return conv[0], (conv[1:] if len(conv) > 1 else None)
+    return conv, None
+
+
+def basis_conv(z: torch.Tensor, family: nn.Module, conv: nn.Module, dropout: nn.Module | None = None, *,
+               backend: str | None = None) -> torch.Tensor:
+    """The fused basis branch ``conv(B(ν(dropout(z))))``: ``(B, C, *S) -> (B, C_out, *S')``.
+
+    Args:
+        z: input of the basis (after the bottleneck's ``inner_proj`` if any).
+        family: the layer's ``BasisFamily`` module.
+        conv: the layer's basis conv (an ``nn.ConvNd`` without bias, or ``nn.Sequential`` whose first conv runs over
+            the expanded tensor and whose rest is applied to its output).
+        dropout: the layer's channel dropout module or ``None``.
+        backend: ``"torch"`` or ``"triton"``; ``None`` picks by device (:func:`select_backend`).
+    """
+    first, rest = _split_basis_conv(conv)
+    geometry = ConvGeometry.of(first)
+    if geometry is None:
+        raise ValueError(f"fused basis conv needs a bias-free, zero-padded nn.ConvNd, got {first!r}")
+    backend = select_backend(z, family.name) if backend is None else backend
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown kernel backend {backend!r}; valid: {', '.join(BACKENDS)}")
+    names = [n for n, _ in family.named_parameters()]
+    params = [p for _, p in family.named_parameters()]
+    if backend == "triton":
+        from kanseg.kernels.triton_expander import TritonExpander
+        expander = TritonExpander(family, names)
+    else:
+        expander = TorchExpander(family, torch_basis_expansion, names)
+    plan = ExpandConvPlan(expander, geometry, conv_compute_dtype(z))
+    y = ExpandConv.apply(z, first.weight, dropout_scale(dropout, z), plan, *params)
+    return rest(y) if rest is not None else y
+
+
+def _apply_activation(act: nn.Module, x: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
+    return act(x)
+
+
+def activation_conv(x: torch.Tensor, act: nn.Module, conv: nn.Module) -> torch.Tensor:
+    """The base branch ``conv(φ(x))`` recomputing ``φ(x)`` in backward: ``(B, C, *S) -> (B, C_out, *S')``."""
+    geometry = ConvGeometry.of(conv)
+    if isinstance(act, nn.Identity) or geometry is None:
+        return conv(act(x))
+    names = [n for n, _ in act.named_parameters()]
+    params = [p for _, p in act.named_parameters()]
+    plan = ExpandConvPlan(TorchExpander(act, _apply_activation, names), geometry, conv_compute_dtype(x))
+    return ExpandConv.apply(x, conv.weight, None, plan, *params)
