@@ -61,14 +61,25 @@ def foreground_probability(prob: torch.Tensor) -> torch.Tensor:
     return prob[0] if prob.shape[0] == 1 else 1.0 - prob[0]
 
 
+def training_patch_size(ckpt: dict[str, Any]) -> list[int] | None:
+    """The patch size a checkpoint was trained on (3D), wherever the trainer stored it, else None."""
+    config = ckpt.get("config") if isinstance(ckpt.get("config"), dict) else {}
+    data = config.get("data") if isinstance(config.get("data"), dict) else {}
+    for candidate in (ckpt.get("patch_size"), (ckpt.get("preprocessing") or {}).get("patch_size"),
+                      data.get("patch_size")):
+        if candidate:
+            return [int(s) for s in candidate]
+    return None
+
+
 class Predictor:
     """A model plus its preprocessing, predicting one native image or volume at a time.
 
     Args:
         model: maps (B, in_channels, *spatial) -> logits (B, C_out, *spatial).
         preprocessing: the dataset's preprocessing dict (needs ``spatial_dims`` and ``in_channels``).
-        roi_size: sliding-window size (int or one per spatial dim); default: the checkpoint's patch
-            size, else its image size, else the whole image (2D) or ``DEFAULT_ROI_3D`` (3D).
+        roi_size: sliding-window size (int or one per spatial dim); default: the training patch size
+            (checkpoint), else the image size, else the whole image (2D) or ``DEFAULT_ROI_3D`` (3D).
         overlap, sw_batch_size, blend: see :func:`sliding_window_probabilities`.
         tta: average over all flips of the spatial axes.
         threshold: foreground probability threshold for one-channel models.
@@ -120,13 +131,15 @@ class Predictor:
         kwargs = ckpt["model"]["kwargs"]
         preprocessing.setdefault("spatial_dims", kwargs.get("spatial_dims", 2))
         preprocessing.setdefault("in_channels", kwargs.get("in_channels"))
+        patch_size = training_patch_size(ckpt)
+        if patch_size and options.get("roi_size") is None:
+            options["roi_size"] = patch_size
         return cls(build_model(ckpt), preprocessing, **options)
 
     def _resolve_roi(self, roi_size: int | Sequence[int] | None) -> tuple[int, ...]:
         """Window size with one entry per spatial dim; ``-1`` entries mean "the image's size"."""
         if roi_size is None:
-            stored = self.preprocessing.get("roi_size") or self.preprocessing.get("patch_size")
-            roi_size = stored or self.preprocessing.get("image_size")
+            roi_size = self.preprocessing.get("patch_size") or self.preprocessing.get("image_size")
             if roi_size is None:
                 roi_size = -1 if self.spatial_dims == 2 else DEFAULT_ROI_3D
         roi = (int(roi_size),) * self.spatial_dims if np.isscalar(roi_size) else tuple(int(r) for r in roi_size)

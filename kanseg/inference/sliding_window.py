@@ -5,6 +5,10 @@ stitched output and its weight map at full size; everything else (TTA included) 
 TTA runs inside the window predictor, so it costs compute, never memory: each window is predicted
 for every combination of flipped spatial axes (2D: 4 passes, 3D: 8 passes, nnU-Net's "mirroring"),
 flipped back and averaged. When one window covers the image this is exactly whole-image flip TTA.
+
+Windows are blended as logits and the activation is applied once to the stitched map, as the
+evaluation loop (:func:`kanseg.engine.evaluate.predict_logits`) does, so ``kanseg predict`` and
+``kanseg evaluate`` agree on the same image.
 """
 
 from __future__ import annotations
@@ -25,16 +29,11 @@ def flip_combinations(spatial_dims: int) -> list[tuple[int, ...]]:
     return [combo for r in range(spatial_dims + 1) for combo in itertools.combinations(axes, r)]
 
 
-def probabilities(logits: torch.Tensor) -> torch.Tensor:
-    """Logits (B, C, *spatial) -> probabilities: sigmoid for one channel, softmax over channels otherwise."""
-    return torch.sigmoid(logits) if logits.shape[1] == 1 else torch.softmax(logits, dim=1)
-
-
 class WindowPredictor(nn.Module):
-    """Model wrapper for one batch of windows: (B, C_in, *roi) -> probabilities (B, C_out, *roi).
+    """Model wrapper for one batch of windows: (B, C_in, *roi) -> logits (B, C_out, *roi) float32.
 
-    Takes the final output when a model returns a list (deep supervision), applies the output
-    activation and, with ``tta=True``, averages over all flip combinations.
+    Takes the final output when a model returns a list (deep supervision) and, with ``tta=True``,
+    averages the logits over all flip combinations.
     """
 
     def __init__(self, model: nn.Module, spatial_dims: int, tta: bool = False):
@@ -46,15 +45,15 @@ class WindowPredictor(nn.Module):
         out = self.model(windows)
         if isinstance(out, (list, tuple)):
             out = out[0]
-        return probabilities(out.float())
+        return out.float()
 
     def forward(self, windows: torch.Tensor) -> torch.Tensor:
         total = None
         for axes in self.flips:
             flipped = torch.flip(windows, axes) if axes else windows
-            prob = self._forward_once(flipped)
-            prob = torch.flip(prob, axes) if axes else prob
-            total = prob if total is None else total.add_(prob)
+            logits = self._forward_once(flipped)
+            logits = torch.flip(logits, axes) if axes else logits
+            total = logits if total is None else total.add_(logits)
         return total.div_(len(self.flips))
 
 
@@ -82,7 +81,7 @@ def sliding_window_probabilities(
         blend: ``"gaussian"`` (down-weights window borders) or ``"constant"``.
 
     Returns:
-        (C_out, *spatial) float32 probabilities on the CPU.
+        (C_out, *spatial) float32 probabilities on the CPU (activation applied in place for one channel).
     """
     if blend not in BLEND_MODES:
         raise ValueError(f"unknown blend mode {blend!r}; valid: {', '.join(BLEND_MODES)}")
@@ -97,4 +96,4 @@ def sliding_window_probabilities(
         device="cpu",
         progress=progress,
     )
-    return out[0]
+    return out[0].sigmoid_() if out.shape[1] == 1 else torch.softmax(out[0], dim=0)

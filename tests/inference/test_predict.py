@@ -111,6 +111,17 @@ def test_folder_with_one_corrupt_file_continues(tmp_path, checkpoint_2d, run_cli
     assert not [p for p in (tmp_path / "out").rglob(".*")]  # no temporary files left
 
 
+def test_default_window_is_the_training_patch_size(tmp_path):
+    from .conftest import make_checkpoint
+
+    path = make_checkpoint(tmp_path / "p.pt", 3, 1, {"image_size": None, "intensity": {"kind": "zscore"}})
+    assert Predictor.from_checkpoint(path).roi_size == (128, 128, 128)  # nothing stored: DEFAULT_ROI_3D
+    ckpt = torch.load(path, weights_only=True)
+    torch.save({**ckpt, "config": {"data": {"patch_size": [24, 20, 16]}}}, path)
+    assert Predictor.from_checkpoint(path).roi_size == (24, 20, 16)
+    assert Predictor.from_checkpoint(path, roi_size=8).roi_size == (8, 8, 8)
+
+
 def test_wrong_kind_of_input_for_the_checkpoint(tmp_path, checkpoint_2d, checkpoint_3d):
     png, volume = write_rgb(tmp_path / "x.png", 20, 20), write_volume(tmp_path / "v.nii")
     report = predict(checkpoint_2d, [png, volume], tmp_path / "o2")

@@ -7,7 +7,6 @@ from torch import nn
 from kanseg.inference.sliding_window import (
     WindowPredictor,
     flip_combinations,
-    probabilities,
     sliding_window_probabilities,
 )
 from kanseg.models import create_model
@@ -27,10 +26,12 @@ def test_flip_combinations():
     assert len(flip_combinations(3)) == 8 and len(set(flip_combinations(3))) == 8
 
 
-def test_probabilities_activation():
-    logits = torch.tensor([[[0.0]], [[2.0]]])[None, :, :, :]  # (1, 2, 1, 1)
-    torch.testing.assert_close(probabilities(logits[:, :1]), torch.full((1, 1, 1, 1), 0.5))
-    torch.testing.assert_close(probabilities(logits).sum(1), torch.ones(1, 1, 1))
+def test_several_output_channels_get_a_softmax():
+    torch.manual_seed(0)
+    model = nn.Conv2d(2, 3, kernel_size=1).eval()
+    image = torch.randn(2, 9, 11)
+    got = sliding_window_probabilities(image, WindowPredictor(model, 2), (4, 4), overlap=0.5)
+    torch.testing.assert_close(got, torch.softmax(model(image[None]), dim=1)[0].detach(), atol=1e-6, rtol=1e-5)
 
 
 @pytest.mark.parametrize("spatial_dims, size", CASES)
@@ -64,8 +65,8 @@ def test_tta_is_the_mean_over_flips(spatial_dims, size):
     image = torch.randn(2, *size)
     got = sliding_window_probabilities(image, WindowPredictor(model, spatial_dims, tta=True), size)
     with torch.no_grad():
-        flips = [torch.flip(torch.sigmoid(model(torch.flip(image[None], a))), a) for a in flip_combinations(spatial_dims)]
-    want = torch.stack(flips).mean(0)[0]
+        flips = [torch.flip(model(torch.flip(image[None], a)), a) for a in flip_combinations(spatial_dims)]
+    want = torch.sigmoid(torch.stack(flips).mean(0))[0]  # mean of the logits, then the activation
     torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
     plain = sliding_window_probabilities(image, WindowPredictor(model, spatial_dims), size)
     assert (got - plain).abs().max() > 1e-4  # the random model is not flip-invariant: TTA changed something
