@@ -61,6 +61,17 @@ def _nnunet_cases(root: Path, meta: dict) -> list[Case]:
     return cases
 
 
+def _first_readable_images(cases: list[Case]) -> list[np.ndarray]:
+    """Channel arrays of the first case that can be read (a corrupt case is verify's business)."""
+    first_error = None
+    for case in cases:
+        try:
+            return [read_image(p) for p in case.image]
+        except KansegError as err:
+            first_error = first_error or err
+    raise first_error
+
+
 def _random_splits(ids: list[str], seed: int) -> dict:
     train, val = legacy_split(sorted(ids), seed)
     return {"train": train, "val": val, "test": val, "note": "80/20 random split; test = val"}
@@ -103,10 +114,7 @@ def open_dataset_json(path: str | os.PathLike) -> DatasetSource:
     if not (is_nifti(first) or is_image_2d(first)):
         raise KansegError(f"unsupported image type {first.name}; use NIfTI (.nii, .nii.gz) or PNG/JPEG/TIFF/BMP")
     spatial_dims = 3 if is_nifti(first) else 2
-    missing = cases[0].missing_files()
-    if missing:
-        raise KansegError(f"{json_path} lists {missing[0]}, which does not exist")
-    first_images = [read_image(p) for p in cases[0].image]
+    first_images = _first_readable_images(cases)
     in_channels = sum(image.shape[-1] for image in first_images)
     ids = [c.id for c in cases]
     if spatial_dims == 3:

@@ -20,6 +20,9 @@ IMAGE_2D_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 MAX_VOXELS = 2**31  # a header claiming more than this is treated as corrupt, not allocated
 
+# Unreadable files become one KansegError line each; OpenCV's own warnings would only add noise.
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+
 
 def is_nifti(path: str | os.PathLike) -> bool:
     return str(path).lower().endswith(NIFTI_SUFFIXES)
