@@ -119,6 +119,8 @@ def build_dataset(
     source = open_source(name_or_path, data_root, include_normal)
     cases = [source.cases[i] for i in source.subset_ids(split, subset)]
     for case in cases:
+        if not case.label:
+            raise KansegError(f"{source.name} case {case.id!r} has no label file, so it cannot be trained or evaluated")
         missing = case.missing_files()
         if missing:
             kind = "mask" if missing[0] in case.label else "image"

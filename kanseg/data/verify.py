@@ -106,8 +106,8 @@ def verify(name_or_path: str, data_root: str | os.PathLike | None = None, *, che
     report = VerifyReport(manifest["title"] if manifest else source.name, source.root,
                           manifest["counts"]["cases"] if manifest else None, len(cases), checksums)
     entries = {c["id"]: c for c in manifest["cases"]} if manifest else {}
-    official = bool(cases) and bool(entries) and any(
-        (source.root / p).exists() for c in cases[:1] for p in entries.get(c.id, {}).get("files", {}))
+    known = [c for c in cases if c.id in entries][:5]
+    official = any((source.root / p).is_file() for c in known for p in entries[c.id]["files"])
 
     for entry_id, entry in entries.items():
         if entry_id not in source.cases:

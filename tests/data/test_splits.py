@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from kanseg.data.manifests import MANIFEST_DIR, load_manifest
+from kanseg.data.manifests import MANIFEST_DIR, load_manifest, manifest_splits
 from kanseg.data.splits import contiguous_blocks, legacy_split, stratified_folds, ukan_sorted
 
 
@@ -88,3 +88,14 @@ def test_busi_manifest_counts_and_multi_masks():
     assert (len(multi), sum(len(c["files"]) - 2 for c in multi)) == (17, 18)  # 798 - 780 extra mask files
     assert all(sha is None or len(sha) == 64 for c in busi["cases"] for sha in c["files"].values())
     assert json.loads((MANIFEST_DIR / "busi.json").read_text())["format"] == "kanseg-manifest-v1"
+
+
+def test_busi_normal_cases_join_every_subset_only_when_asked():
+    busi = load_manifest("busi")
+    plain, with_normal = manifest_splits(busi), manifest_splits(busi, include_extra=("normal",))
+    normal = {c["id"] for c in busi["cases"] if c["group"] == "normal"}
+    for split in ("legacy-2981", "clean"):
+        added = {k: set(with_normal[split][k]) - set(plain[split][k]) for k in ("train", "val", "test")}
+        assert all(ids <= normal and ids for ids in added.values())
+        assert added["train"] | added["val"] | added["test"] == normal
+    assert (len(with_normal["legacy-2981"]["train"]), len(with_normal["legacy-2981"]["val"])) == (517 + 106, 130 + 27)
