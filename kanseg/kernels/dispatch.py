@@ -111,12 +111,13 @@ def basis_conv(z: torch.Tensor, family: nn.Module, conv: nn.Module, dropout: nn.
         raise ValueError(f"unknown kernel backend {backend!r}; valid: {', '.join(BACKENDS)}")
     names = [n for n, _ in family.named_parameters()]
     params = [p for _, p in family.named_parameters()]
+    conv_dtype = conv_compute_dtype(z)
     if backend == "triton":
-        from kanseg.kernels.triton_expander import TritonExpander
-        expander = TritonExpander(family, names)
+        from kanseg.kernels.triton_expander import TritonExpander  # imports triton only here
+        expander = TritonExpander(family, names, conv_dtype)
     else:
         expander = TorchExpander(family, torch_basis_expansion, names)
-    plan = ExpandConvPlan(expander, geometry, conv_compute_dtype(z))
+    plan = ExpandConvPlan(expander, geometry, conv_dtype)
     y = ExpandConv.apply(z, first.weight, dropout_scale(dropout, z), plan, *params)
     return rest(y) if rest is not None else y
 
