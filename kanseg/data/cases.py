@@ -49,7 +49,7 @@ class DatasetSource:
     mask_threshold: float = 0
 
     def split_names(self) -> list[str]:
-        return sorted(self.splits) + [ALL_SPLIT]
+        return sorted(self.splits) + list(getattr(self.splits, "patterns", ())) + [ALL_SPLIT]
 
     def subset_ids(self, split: str | None, subset: str) -> list[str]:
         """Case ids of ``subset`` in ``split`` (``None`` = the default split), in split order."""

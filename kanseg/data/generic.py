@@ -80,6 +80,8 @@ def _random_splits(ids: list[str], seed: int) -> dict:
 class GenericSplits(dict):
     """Split table that also answers ``random-<seed>`` for any seed (computed on demand)."""
 
+    patterns = ("random-<seed>",)
+
     def __init__(self, ids: list[str], explicit: dict) -> None:
         super().__init__(explicit)
         self._ids = ids
