@@ -1,1 +1,181 @@
-"""`kanseg` commands of this group (placeholder until implemented)."""
+"""``kanseg train | evaluate | benchmark | demo``.
+
+Flags override the ``--config`` YAML, which overrides the defaults (:mod:`kanseg.config`);
+``--set KEY=VALUE`` reaches any other config key. ``torchrun --nproc-per-node N -m kanseg train ...``
+trains with DDP, nothing else changes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from kanseg.cli import app
+from kanseg.errors import KansegError
+
+DATASET_HELP = "busi, glas, cvc, demo, or a path to a Decathlon / nnU-Net style dataset.json."
+
+
+def _overrides(
+    dataset=None, model=None, data_root=None, split=None, epochs=None, batch_size=None, image_size=None,
+    seed=None, device=None, amp=None, out=None, settings: list[str] | None = None,
+) -> dict[str, Any]:
+    """Flag values as dotted config keys (flags not given are ``None`` and skipped by load_config)."""
+    from kanseg.config import parse_assignment
+
+    flags = {"data.dataset": dataset, "model.name": model, "data.data_root": data_root, "data.split": split,
+             "epochs": epochs, "batch_size": batch_size, "data.image_size": image_size, "seed": seed,
+             "device": device, "amp": amp, "out": str(out) if out is not None else None}
+    return {**dict(parse_assignment(s) for s in settings or []), **flags}
+
+
+@app.command("train")
+def train_cmd(
+    dataset: Optional[str] = typer.Option(None, "--dataset", help=DATASET_HELP),
+    model: Optional[str] = typer.Option(None, "--model", help="Model preset (see `kanseg models`)."),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML config (e.g. configs/busi.yaml)."),
+    data_root: Optional[str] = typer.Option(None, "--data-root", help="Folder holding the dataset."),
+    split: Optional[str] = typer.Option(None, "--split", help="Named split: legacy-2981, clean, ..."),
+    epochs: Optional[int] = typer.Option(None, "--epochs"),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size"),
+    image_size: Optional[int] = typer.Option(None, "--image-size", help="Resize 2D images to N x N."),
+    seed: Optional[int] = typer.Option(None, "--seed"),
+    device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda"),
+    amp: Optional[str] = typer.Option(None, "--amp", help="off | fp16 | bf16"),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this directory."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Run directory (default runs/<dataset>-<model>-...)."),
+    settings: Optional[list[str]] = typer.Option(None, "--set", help="KEY=VALUE config override, repeatable."),
+) -> None:
+    """Train a model; writes config.yaml, best.pt, last.pt, metrics.jsonl, log.txt, summary.json."""
+    from kanseg.config import load_config
+    from kanseg.engine import train
+
+    if resume is not None:
+        given = {"--dataset": dataset, "--model": model, "--config": config, "--split": split,
+                 "--batch-size": batch_size, "--image-size": image_size, "--seed": seed, "--amp": amp,
+                 "--out": out, "--set": settings}
+        extra = [flag for flag, value in given.items() if value]
+        if extra:
+            raise KansegError(f"--resume continues the run's saved config; {', '.join(extra)} cannot change it "
+                              "(only --epochs, --device and --data-root may be given)")
+        if not (resume / "config.yaml").is_file():
+            raise KansegError(f"cannot resume: {resume} is not a kanseg run directory (no config.yaml)")
+        cfg = load_config(resume / "config.yaml", _overrides(epochs=epochs, device=device, data_root=data_root))
+    else:
+        cfg = load_config(config, _overrides(dataset, model, data_root, split, epochs, batch_size, image_size,
+                                             seed, device, amp, out, settings))
+    train(cfg, resume=resume)
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    run: Path = typer.Option(..., "--run", help="A run directory."),
+    subset: str = typer.Option("test", "--split", "--subset", help="Subset to score: train | val | test."),
+    data_root: Optional[str] = typer.Option(None, "--data-root", help="Where the data is now, if it moved."),
+    checkpoint: str = typer.Option("best", "--checkpoint", help="best | last"),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
+) -> None:
+    """Per-image Dice / IoU / HD95 at native resolution, global and ukan-compat scores -> summary.json."""
+    from kanseg.config import load_config
+    from kanseg.engine import evaluate_run
+    from kanseg.engine.runlog import RunLog
+    from kanseg.engine.setup import protocol_note
+    from kanseg.metrics import format_report
+
+    entry = evaluate_run(run, subset=subset, data_root=data_root, checkpoint=checkpoint, device=device,
+                         log=RunLog(None))
+    typer.echo(format_report(entry["report"], f"{run / entry['checkpoint']} (epoch {entry['epoch']}) on {subset}:"))
+    note = protocol_note(load_config(run / "config.yaml"))
+    if note:
+        typer.echo(f"note: {note}")
+    typer.echo(f"per-case rows and aggregates: {run / 'summary.json'} [{subset!r}]")
+
+
+@app.command("benchmark")
+def benchmark_cmd(
+    dataset: str = typer.Option(..., "--dataset", help=DATASET_HELP),
+    models: str = typer.Option("unet-conv,unet-gram", "--models", help="Comma-separated model presets."),
+    seeds: int = typer.Option(3, "--seeds", help="Number of seeds (0..N-1)."),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML config shared by all runs."),
+    data_root: Optional[str] = typer.Option(None, "--data-root"),
+    split: Optional[str] = typer.Option(None, "--split"),
+    subset: str = typer.Option("test", "--subset", help="Subset the table reports."),
+    epochs: Optional[int] = typer.Option(None, "--epochs"),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size"),
+    image_size: Optional[int] = typer.Option(None, "--image-size"),
+    device: Optional[str] = typer.Option(None, "--device"),
+    amp: Optional[str] = typer.Option(None, "--amp"),
+    out: Optional[Path] = typer.Option(None, "--out", help="Runs and table go here (default runs/benchmark-<dataset>)."),
+    settings: Optional[list[str]] = typer.Option(None, "--set", help="KEY=VALUE config override, repeatable."),
+) -> None:
+    """Train (or reuse) every model x seed, print and save a mean ± std table with params, FLOPs, images/s."""
+    from kanseg.config import load_config
+    from kanseg.engine import run_benchmark
+
+    names = [m.strip() for m in models.split(",") if m.strip()]
+    if seeds < 1:
+        raise KansegError(f"--seeds must be at least 1, got {seeds}")
+    base = load_config(config, _overrides(dataset, None, data_root, split, epochs, batch_size, image_size,
+                                          None, device, amp, None, settings))
+    from kanseg.models import get_preset
+
+    for name in names:
+        get_preset(name)  # unknown names fail before any training
+    root = out or Path("runs") / f"benchmark-{Path(dataset).stem if dataset.endswith('.json') else dataset}"
+    run_benchmark(base, names, list(range(seeds)), root, subset=subset)
+    typer.echo(f"table: {root / 'benchmark.md'}  data: {root / 'benchmark.json'}")
+
+
+# --- demo ------------------------------------------------------------------------------------------------------
+DEMO_SETTINGS = {  # a small KAN U-Net on the generated 64x64 demo images: a few CPU minutes at most
+    "data.dataset": "demo", "data.image_size": 64, "model.name": "unet-gram",
+    "model.kwargs": {"base_width": 8, "depth": 3}, "batch_size": 8, "optim.lr": 3e-3, "optim.min_lr": 1e-4,
+    "optim.grad_clip": 5.0, "monitor": "dice",
+}
+
+
+@app.command("demo")
+def demo_cmd(
+    out: Path = typer.Option(Path("kanseg-demo"), "--out", help="Where data, run and predictions go."),
+    epochs: int = typer.Option(8, "--epochs"),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
+) -> None:
+    """Out of the box: generate data, train a small KAN U-Net, evaluate it, predict one image."""
+    import time
+
+    from kanseg.config import load_config
+    from kanseg.engine import evaluate_run, train
+    from kanseg.engine.runlog import RunLog
+    from kanseg.engine.setup import default_run_dir
+    from kanseg.metrics import format_report
+
+    started = time.perf_counter()
+    data_root = out / "data"
+    cfg = load_config(None, {**DEMO_SETTINGS, "data.data_root": str(data_root), "epochs": epochs, "device": device})
+    cfg.out = str(default_run_dir(cfg, root=out / "runs"))
+    typer.echo(f"kanseg demo: generated data in {data_root}, training {cfg.model.name} for {epochs} epochs")
+    result = train(cfg)
+    test = evaluate_run(result.run_dir, subset="test", device=device, log=RunLog(None))
+    typer.echo(format_report(test["report"], "test set:"))
+    predictions = _predict_one(result.run_dir, cfg, out / "predictions")
+    typer.echo(f"\ndone in {time.perf_counter() - started:.0f} s. Where everything is:")
+    for what, path in [("data", data_root), ("run directory", result.run_dir),
+                       ("best checkpoint", result.run_dir / "best.pt"), ("epoch metrics", result.run_dir / "metrics.jsonl"),
+                       ("evaluation (val + test)", result.run_dir / "summary.json"), *predictions]:
+        typer.echo(f"  {what:<24} {path}")
+    typer.echo(f"next: kanseg predict --checkpoint {result.run_dir / 'best.pt'} YOUR_IMAGES --out predictions/")
+
+
+def _predict_one(run_dir: Path, cfg, out_dir: Path) -> list[tuple[str, Path]]:
+    """Predict the first test image with kanseg.inference (mask + overlay); their paths."""
+    from kanseg.engine.setup import build_datasets
+    from kanseg.inference import predict
+
+    image = build_datasets(cfg, ("test",))["test"].cases[0].image[0]
+    report = predict(run_dir / "best.pt", [image], out_dir, overlay=True, progress=False, device=cfg.device)
+    if not report.ok:
+        raise KansegError(f"demo prediction failed: {report.failures[0].error}")
+    outputs = report.outcomes[0].outputs
+    return [("input image", Path(image))] + [(f"predicted {kind}", Path(p)) for kind, p in outputs.items()]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import nullcontext
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -16,8 +17,12 @@ import torch.nn.functional as F
 from monai.inferers import sliding_window_inference
 from torch import nn
 
-from kanseg.engine.distributed import DistributedContext, all_gather_objects
-from kanseg.engine.runlog import RunLog
+from kanseg.checkpoint import build_model, load_checkpoint
+from kanseg.config import load_config
+from kanseg.engine import setup
+from kanseg.engine.distributed import DistributedContext, all_gather_objects, init_distributed
+from kanseg.engine.runlog import RunLog, read_json, write_json
+from kanseg.errors import KansegError
 from kanseg.metrics import case_metrics, model_overlap, summarize
 
 AMP_DTYPES = {"off": None, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -94,7 +99,7 @@ def evaluate_cases(
         for k, index in enumerate(batch):
             native = dataset.native_label(index)
             pred = _native_probability(probs[k : k + 1], native.shape) > threshold
-            spacing = dataset.native_spacing(index) if hasattr(dataset, "native_spacing") else None
+            spacing = dataset.spacing(index) if with_hd95 and hasattr(dataset, "spacing") else None
             row = {"id": str(items[k]["id"]), "index": index}
             row.update(case_metrics(pred, torch.as_tensor(native), spacing=spacing, with_hd95=with_hd95))
             row.update(model_intersection=inter[k], model_union=union[k])
@@ -110,3 +115,38 @@ def evaluate_dataset(
     shards = all_gather_objects(ctx, evaluate_cases(model, dataset, ctx, **kwargs))
     rows = sorted((row for shard in shards for row in shard), key=lambda r: r["index"])
     return rows, summarize(rows, ukan_batch_size=ukan_batch_size)
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    *,
+    subset: str = "test",
+    data_root: str | None = None,
+    checkpoint: str = "best",
+    device: str = "auto",
+    log: RunLog | None = None,
+) -> dict[str, Any]:
+    """Evaluate ``RUN_DIR/<checkpoint>.pt`` on ``subset`` of the run's dataset and record the result
+    under ``summary.json[subset]`` (other entries kept). Returns that entry:
+    ``{"checkpoint", "epoch", "report", "cases"}``."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        raise KansegError(f"{run_dir} is not a kanseg run directory (no config.yaml)")
+    if checkpoint not in ("best", "last"):
+        raise KansegError(f"unknown checkpoint {checkpoint!r}; valid: best, last")
+    cfg = load_config(run_dir / "config.yaml", {"data.data_root": data_root, "device": device})
+    ckpt = load_checkpoint(run_dir / f"{checkpoint}.pt")
+    dataset = setup.build_datasets(cfg, (subset,))[subset]
+    if dataset.preprocessing != ckpt["preprocessing"]:
+        raise KansegError(f"the data's preprocessing {dataset.preprocessing} differs from the checkpoint's "
+                          f"{ckpt['preprocessing']}")
+    ctx = init_distributed(cfg.device)
+    model = build_model(ckpt).to(ctx.device)
+    rows, report = evaluate_dataset(model, dataset, ctx, with_hd95=True, log=log, **setup.eval_options(cfg, dataset))
+    entry = {"checkpoint": f"{checkpoint}.pt", "epoch": ckpt.get("epoch"), "report": report, "cases": rows}
+    if ctx.is_main:
+        summary_path = run_dir / "summary.json"
+        summary = read_json(summary_path) if summary_path.is_file() else {}
+        summary[subset] = entry
+        write_json(summary_path, summary)
+    return entry

@@ -70,14 +70,14 @@ class RunLog:
     Args:
         run_dir: where ``log.txt`` and ``metrics.jsonl`` live (None: console only).
         enabled: False on non-main ranks: nothing is printed or written.
-        stream: console stream; progress bars only when it is a terminal.
+        stream: where messages go (stdout); progress bars go to stderr when it is a terminal.
     """
 
     def __init__(self, run_dir: Path | None, enabled: bool = True, stream: TextIO | None = None):
         self.run_dir = run_dir
         self.enabled = enabled
         self.stream = stream or sys.stdout
-        self.interactive = enabled and hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.interactive = enabled and sys.stderr.isatty()
 
     def info(self, message: str) -> None:
         if not self.enabled:
@@ -95,7 +95,7 @@ class RunLog:
         """A tqdm bar on a terminal, a silent pass-through otherwise (both have ``set_postfix``)."""
         if not self.interactive:
             return Bar(iterable)
-        return tqdm(iterable, total=total, desc=desc, leave=leave, file=self.stream, dynamic_ncols=True)
+        return tqdm(iterable, total=total, desc=desc, leave=leave, file=sys.stderr, dynamic_ncols=True)
 
     def log_epoch(self, record: dict[str, Any]) -> None:
         """Append one line to ``metrics.jsonl``."""

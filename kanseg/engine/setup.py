@@ -84,9 +84,10 @@ def build_training(cfg: TrainConfig, model: nn.Module, device: torch.device):
     return loss, optimizer, scheduler, scaler
 
 
-def eval_options(cfg: TrainConfig) -> dict[str, Any]:
-    """Keyword arguments of :func:`kanseg.engine.evaluate.evaluate_dataset` for this config."""
-    same_size = cfg.data.image_size is not None and cfg.data.patch_size is None
+def eval_options(cfg: TrainConfig, dataset: Any) -> dict[str, Any]:
+    """Keyword arguments of :func:`kanseg.engine.evaluate.evaluate_dataset` for this config and
+    evaluation dataset (cases are batched only when the preprocessing resizes them to one size)."""
+    same_size = dataset.preprocessing.get("image_size") is not None and cfg.data.patch_size is None
     return {
         "batch_size": cfg.batch_size if same_size else 1,
         "threshold": cfg.threshold,

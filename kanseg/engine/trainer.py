@@ -162,11 +162,12 @@ def _train(cfg: TrainConfig, resume: Path | None, stop_after: int | None, ctx: D
     sampler = DistributedSampler(train_ds, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True, seed=cfg.seed)
     loader = DataLoader(train_ds, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.data.num_workers,
                         drop_last=len(sampler) > cfg.batch_size, pin_memory=ctx.device.type == "cuda")
-    eval_kwargs = setup.eval_options(cfg)
+    eval_kwargs = setup.eval_options(cfg, val_ds)
     save = dict(model_name=cfg.model.name, model_kwargs=kwargs, preprocessing=train_ds.preprocessing)
     end_epoch = cfg.epochs if stop_after is None else min(cfg.epochs, start_epoch + stop_after)
 
-    for epoch in range(start_epoch, end_epoch):
+    epochs = log.bar(range(start_epoch, end_epoch), total=end_epoch - start_epoch, desc="training", leave=True)
+    for epoch in epochs:
         started = time.perf_counter()
         seed_everything(epoch_seed(cfg.seed, epoch, ctx.rank))
         sampler.set_epoch(epoch)
@@ -197,6 +198,7 @@ def _train(cfg: TrainConfig, resume: Path | None, stop_after: int | None, ctx: D
                             best_epoch=best_epoch, best_value=best_value, optimizer=optimizer.state_dict(),
                             scheduler=scheduler.state_dict(), scaler=scaler.state_dict(), rng=rng_state())
         val = record.get("val")
+        epochs.set_postfix(loss=f"{train_loss:.4f}", **({"val_dice": f"{val['dice']:.4f}"} if val else {}))
         val_text = f" val dice {val['dice']:.4f} iou {val['iou']:.4f}{' *' if improved else ''}" if val else ""
         log.info(f"epoch {epoch + 1}/{cfg.epochs} loss {train_loss:.4f}{val_text} ({record['time_s']:.1f} s)")
         barrier(ctx)

@@ -1,0 +1,153 @@
+"""``kanseg benchmark``: several models x several seeds, trained (or reused) and evaluated, then one
+mean ± std table with parameters, FLOPs and inference throughput.
+
+Runs live in ``OUT/<model>/seed<k>/``. A run whose ``config.yaml`` equals the requested config and
+whose ``summary.json`` is complete is reused; one with a ``last.pt`` only is resumed; a run directory
+holding a different config is an error (never overwritten).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from kanseg.checkpoint import build_model, load_checkpoint
+from kanseg.config import TrainConfig, load_config, write_text_atomic
+from kanseg.engine.evaluate import autocast, evaluate_run, final_logits
+from kanseg.engine.runlog import RunLog, read_json, write_json
+from kanseg.engine.trainer import train
+from kanseg.errors import KansegError
+
+SCORES = {  # column -> (report block, metric); per-image ones are means over cases
+    "dice": ("per_image", "dice"),
+    "iou": ("per_image", "iou"),
+    "hd95": ("per_image", "hd95"),
+    "global_dice": ("global", "dice"),
+    "global_iou": ("global", "iou"),
+    "ukan_iou": ("ukan_compat", "iou"),
+}
+
+
+@torch.no_grad()
+def images_per_second(model: nn.Module, input_shape: tuple[int, ...], *, batch_size: int = 8,
+                      device: str | torch.device = "cpu", amp: str = "off", repeats: int = 3) -> float:
+    """Inference throughput: eval-mode forward passes of random ``(batch_size, *input_shape)`` batches."""
+    device = torch.device(device)
+    model = model.to(device).eval()
+    x = torch.randn(batch_size, *input_shape, device=device)
+    with autocast(device, amp):
+        final_logits(model(x))  # warm-up
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        started = time.perf_counter()
+        for _ in range(repeats):
+            final_logits(model(x))
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+    return batch_size * repeats / (time.perf_counter() - started)
+
+
+def _comparable(cfg: TrainConfig) -> dict[str, Any]:
+    """What must match for a stored run to count as the requested one (not where or on what it ran)."""
+    dump = cfg.model_dump()
+    for key in ("out", "device"):
+        dump.pop(key)
+    dump["data"].pop("data_root")
+    dump["data"].pop("num_workers")
+    return dump
+
+
+def ensure_run(cfg: TrainConfig, subset: str, log: RunLog) -> dict[str, Any]:
+    """Train / resume / reuse the run in ``cfg.out`` and make sure ``subset`` is evaluated; its summary."""
+    run_dir = Path(cfg.out)
+    if (run_dir / "config.yaml").is_file():
+        stored = load_config(run_dir / "config.yaml")
+        if _comparable(stored) != _comparable(cfg):
+            raise KansegError(f"{run_dir} holds a run with a different config; choose another --out")
+    summary_path = run_dir / "summary.json"
+    finished = summary_path.is_file() and "run" in read_json(summary_path)
+    if finished:
+        log.info(f"reusing {run_dir}")
+    else:
+        train(cfg, resume=run_dir if (run_dir / "last.pt").is_file() else None)
+    summary = read_json(summary_path)
+    if subset not in summary:
+        evaluate_run(run_dir, subset=subset, data_root=cfg.data.data_root, device=cfg.device, log=log)
+        summary = read_json(summary_path)
+    return summary
+
+
+def _score(report: dict[str, Any], block: str, metric: str) -> float:
+    value = report.get(block, {}).get(metric, float("nan"))
+    value = value["mean"] if isinstance(value, dict) else value
+    return float("nan") if value is None else float(value)
+
+
+def run_benchmark(base: TrainConfig, models: list[str], seeds: list[int], out: str | Path, *,
+                  subset: str = "test", log: RunLog | None = None) -> dict[str, Any]:
+    """Every (model, seed) run of ``base``, then per model: params, FLOPs, images/s and the mean ± std
+    over seeds of each score on ``subset``. Writes ``OUT/benchmark.json`` and ``OUT/benchmark.md``."""
+    from kanseg.models.complexity import measure_complexity
+
+    out, log = Path(out), log or RunLog(None)
+    if not models or not seeds:
+        raise KansegError("benchmark needs at least one model and one seed")
+    rows = []
+    for name in models:
+        scores: dict[str, list[float]] = {k: [] for k in SCORES}
+        for seed in seeds:
+            cfg = base.model_copy(deep=True)
+            cfg.model.name, cfg.seed, cfg.out = name, seed, str(out / name / f"seed{seed}")
+            report = ensure_run(cfg, subset, log)[subset]["report"]
+            for key, (block, metric) in SCORES.items():
+                scores[key].append(_score(report, block, metric))
+        ckpt = load_checkpoint(out / name / f"seed{seeds[0]}" / "best.pt")
+        pp = ckpt["preprocessing"]
+        shape = (int(pp["in_channels"]), *(base.data.patch_size or pp["image_size"] or []))
+        if len(shape) != int(pp["spatial_dims"]) + 1:
+            raise KansegError("benchmark needs a fixed --image-size (or patch size) to count FLOPs")
+        model = build_model(ckpt)
+        cost = measure_complexity(model, shape)
+        device = "cuda" if base.device != "cpu" and torch.cuda.is_available() else "cpu"
+        row: dict[str, Any] = {"model": name, "params": cost.params, "flops": cost.flops, "input_shape": list(shape),
+                               "images_per_s": images_per_second(model, shape, batch_size=base.batch_size,
+                                                                 device=device, amp=base.amp),
+                               "device": device, "seeds": list(seeds)}
+        for key, values in scores.items():
+            arr = np.asarray(values, dtype=np.float64)
+            row[key] = {"mean": float(np.nanmean(arr)) if np.isfinite(arr).any() else float("nan"),
+                        "std": float(np.nanstd(arr)) if np.isfinite(arr).any() else float("nan"),
+                        "values": values}
+        rows.append(row)
+    result = {"dataset": base.data.dataset, "split": base.data.split, "subset": subset, "epochs": base.epochs,
+              "aggregation": "mean ± std over seeds of: per-image mean Dice / IoU / HD95 at native resolution; "
+                             "global (pooled TP/FP/FN) IoU; ukan-compat IoU (published-table protocol only)",
+              "rows": rows}
+    table = format_table(result)
+    write_json(out / "benchmark.json", result)
+    write_text_atomic(out / "benchmark.md", table + "\n")
+    log.info(table)
+    return result
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """Markdown table of :func:`run_benchmark`'s result."""
+    rows = result["rows"]
+    shape = "x".join(str(s) for s in rows[0]["input_shape"]) if rows else "?"
+    head = (f"{result['dataset']} / split {result['split'] or 'default'} / {result['subset']}, "
+            f"{len(rows[0]['seeds']) if rows else 0} seed(s), {result['epochs']} epochs; {result['aggregation']}")
+    lines = [head, "",
+             f"| model | params (M) | GFLOPs @ {shape} | images/s | Dice | IoU | HD95 | global IoU | ukan-compat IoU |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        cells = [f"{r[k]['mean']:.4f} ± {r[k]['std']:.4f}" for k in ("dice", "iou")]
+        cells.append(f"{r['hd95']['mean']:.2f} ± {r['hd95']['std']:.2f}")
+        cells += [f"{r[k]['mean']:.4f} ± {r[k]['std']:.4f}" for k in ("global_iou", "ukan_iou")]
+        lines.append(f"| {r['model']} | {r['params'] / 1e6:.3f} | {r['flops'] / 1e9:.3f} | "
+                     f"{r['images_per_s']:.1f} ({r['device']}) | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
