@@ -21,7 +21,7 @@ NIFTI_SUFFIXES = (".nii", ".nii.gz")
 MAX_VOXELS = 2**31  # a header claiming more than this is treated as corrupt, not allocated
 
 # Unreadable files become one KansegError line each; OpenCV's own warnings would only add noise.
-cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 
 
 def is_nifti(path: str | os.PathLike) -> bool:

@@ -12,20 +12,21 @@ from kanseg.data.verify import verify
 pytestmark = pytest.mark.shared_data
 
 
+def _shared_data(shared_dir, name):
+    root = shared_dir / "data" / name
+    if not root.is_dir():
+        pytest.skip(f"{name} not in ../shared/data")
+    return root
+
+
 @pytest.fixture(scope="module")
 def cvc_root(shared_dir):
-    root = shared_dir / "data" / "CVC-ClinicDB"
-    if not root.is_dir():
-        pytest.skip("CVC-ClinicDB not in ../shared/data")
-    return root
+    return _shared_data(shared_dir, "CVC-ClinicDB")
 
 
 @pytest.fixture(scope="module")
 def busi_root(shared_dir):
-    root = shared_dir / "data" / "BUSI-sample"
-    if not root.is_dir():
-        pytest.skip("BUSI sample not in ../shared/data")
-    return root
+    return _shared_data(shared_dir, "BUSI-sample")
 
 
 def test_cvc_release_loads_with_manifest_splits(cvc_root):
