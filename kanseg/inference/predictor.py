@@ -29,9 +29,12 @@ def resolve_device(device: str | torch.device) -> torch.device:
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        return torch.device(device)
+        resolved = torch.device(device)
     except RuntimeError:
         raise KansegError(f"unknown device {device!r}; valid: auto, cpu, cuda, cuda:N")
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise KansegError(f"device {device!r} requested but CUDA is not available; use --device cpu")
+    return resolved
 
 
 def preprocess(native: np.ndarray, preprocessing: dict[str, Any]) -> torch.Tensor:
@@ -77,7 +80,7 @@ class Predictor:
 
     Args:
         model: maps (B, in_channels, *spatial) -> logits (B, C_out, *spatial).
-        preprocessing: the dataset's preprocessing dict (needs ``spatial_dims`` and ``in_channels``).
+        preprocessing: the dataset's preprocessing dict (``spatial_dims``, ``in_channels``, ``intensity``...).
         roi_size: sliding-window size (int or one per spatial dim); default: the training patch size
             (checkpoint), else the image size, else the whole image (2D) or ``DEFAULT_ROI_3D`` (3D).
         overlap, sw_batch_size, blend: see :func:`sliding_window_probabilities`.
@@ -100,11 +103,11 @@ class Predictor:
         device: str | torch.device = "auto",
     ):
         self.preprocessing = dict(preprocessing)
-        try:
-            self.spatial_dims = int(self.preprocessing["spatial_dims"])
-            self.in_channels = int(self.preprocessing["in_channels"])
-        except (KeyError, TypeError, ValueError):
-            raise KansegError("checkpoint preprocessing lacks 'spatial_dims' / 'in_channels'")
+        missing = [k for k in ("spatial_dims", "in_channels", "intensity") if self.preprocessing.get(k) is None]
+        if missing:
+            raise KansegError(f"checkpoint preprocessing lacks {', '.join(missing)}: not a checkpoint of a kanseg dataset")
+        self.spatial_dims = int(self.preprocessing["spatial_dims"])
+        self.in_channels = int(self.preprocessing["in_channels"])
         if self.spatial_dims not in (2, 3):
             raise KansegError(f"checkpoint has spatial_dims={self.spatial_dims}; prediction supports 2 and 3")
         if not 0.0 <= overlap < 1.0:

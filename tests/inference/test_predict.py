@@ -9,12 +9,15 @@ import numpy as np
 import pytest
 import torch
 
-from kanseg.checkpoint import build_model, load_checkpoint
+from kanseg.checkpoint import build_model, load_checkpoint, save_checkpoint
 from kanseg.cli import main
 from kanseg.cli.predict import parse_roi
 from kanseg.data import preprocess_image
 from kanseg.errors import KansegError
 from kanseg.inference import Predictor, predict
+from kanseg.models import create_model
+
+from .conftest import make_checkpoint, small_model_kwargs
 
 NIBABEL_DATA = Path(nib.__file__).parent / "tests" / "data"
 
@@ -112,8 +115,6 @@ def test_folder_with_one_corrupt_file_continues(tmp_path, checkpoint_2d, run_cli
 
 
 def test_default_window_is_the_training_patch_size(tmp_path):
-    from .conftest import make_checkpoint
-
     path = make_checkpoint(tmp_path / "p.pt", 3, 1, {"image_size": None, "intensity": {"kind": "zscore"}})
     assert Predictor.from_checkpoint(path).roi_size == (128, 128, 128)  # nothing stored: DEFAULT_ROI_3D
     ckpt = torch.load(path, weights_only=True)
@@ -153,7 +154,8 @@ def test_cli_options_and_plain_log(tmp_path, checkpoint_2d, run_cli):
     "args, message",
     [(["--roi", "24", "24", "24"], "roi size (24, 24, 24) does not fit a 2D model (need 2 positive sizes)"),
      (["--overlap", "1.5"], "overlap must be in [0, 1), got 1.5"),
-     (["--blend", "cubic"], "unknown blend mode 'cubic'; valid: gaussian, constant")],
+     (["--blend", "cubic"], "unknown blend mode 'cubic'; valid: gaussian, constant"),
+     (["--device", "tpu"], "unknown device 'tpu'; valid: auto, cpu, cuda, cuda:N")],
 )
 def test_cli_bad_options_are_one_line(tmp_path, checkpoint_2d, run_cli, args, message):
     image = write_rgb(tmp_path / "img.png", 20, 20)
@@ -166,6 +168,15 @@ def test_missing_checkpoint_and_input(tmp_path, checkpoint_2d, run_cli):
     assert code == 2 and "checkpoint not found" in output
     code, output = run_cli("-c", checkpoint_2d, tmp_path / "missing.png", "-o", tmp_path)
     assert code == 2 and "input not found" in output
+
+
+def test_checkpoint_without_preprocessing(tmp_path, run_cli):
+    kwargs = small_model_kwargs(2, 3)
+    path = save_checkpoint(tmp_path / "bare.pt", model_name="unet-conv", model_kwargs=kwargs,
+                           state_dict=create_model("unet-conv", **kwargs).state_dict())
+    code, output = run_cli("-c", path, write_rgb(tmp_path / "a.png", 9, 9), "-o", tmp_path / "out")
+    assert code == 2 and output.strip() == (
+        "error: checkpoint preprocessing lacks intensity: not a checkpoint of a kanseg dataset")
 
 
 def test_parse_roi():
