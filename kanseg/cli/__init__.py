@@ -57,3 +57,29 @@ def main(argv: list[str] | None = None) -> None:
     except KansegError as err:
         typer.echo(f"error: {err}", err=True)
         sys.exit(err.exit_code)
+    except Exception as err:
+        # A KansegError raised inside a DataLoader worker comes back re-wrapped with the worker's traceback in
+        # its message; show only the original one-line message.
+        message = _worker_kanseg_error(err)
+        if message is None:
+            raise
+        typer.echo(f"error: {message}", err=True)
+        sys.exit(KansegError.exit_code)
+
+
+def _worker_kanseg_error(err: BaseException) -> str | None:
+    """The one-line message of a KansegError (or subclass) re-raised from a DataLoader worker, or None."""
+    import importlib
+    import re
+
+    lines = str(err).strip().splitlines()
+    if not lines or "DataLoader worker" not in lines[0]:
+        return None
+    match = re.match(r"([\w.]+)\.(\w+): (.*)", lines[-1])
+    if not match:
+        return None
+    try:
+        cls = getattr(importlib.import_module(match.group(1)), match.group(2))
+    except (ImportError, AttributeError):
+        return None
+    return match.group(3) if isinstance(cls, type) and issubclass(cls, KansegError) else None
