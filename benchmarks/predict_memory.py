@@ -150,7 +150,8 @@ def main() -> None:
                                  env={**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1"})
             rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
         print(f"done {shape}", file=sys.stderr)
-    payload = {"device": device_name(device), "torch_threads": torch.get_num_threads(), "results": rows,
+    payload = {"device": device_name(device), "torch_threads": torch.get_num_threads(),
+               "command": "python " + " ".join(["benchmarks/predict_memory.py", *sys.argv[1:]]), "results": rows,
                **marginal_cost(rows)}
     path = write_json(f"predict-memory-{device_slug(device)}.json", payload)
 

@@ -51,9 +51,9 @@ def predict_cmd(
 ) -> None:
     """Predict masks for new scans (PNG/JPEG/TIFF/BMP images, NIfTI volumes).
 
-    Masks are written as ``<name>_mask.png`` (2D, 0/255) or ``<name>_mask.nii.gz`` (3D, with the input's
-    affine and header). A bad file is reported on one line and the others go on; the exit code is 2
-    when any input failed.
+    Writes NAME_mask.png (2D, 0/255) or NAME_mask.nii.gz (3D, with the input's affine and header),
+    plus NAME_prob.* and NAME_overlay.png on request. A bad file gets one error line and the others
+    go on; the exit code is 2 when any input failed.
     """
     from kanseg.inference import PredictionOutcome, predict
 
