@@ -12,10 +12,10 @@ from kanseg.cli import app
 from kanseg.errors import KansegError
 
 
-def parse_roi(roi: str | None, inputs: list[str]) -> tuple[tuple[int, ...] | None, list[str]]:
+def parse_roi(roi: str | None, inputs: list[str]) -> tuple[int | tuple[int, ...] | None, list[str]]:
     """Window size from ``--roi`` and the input list.
 
-    ``--roi`` takes ``256``, ``256,256`` or ``96x96x64``. The spec form ``--roi 256 256`` also works:
+    ``--roi`` takes ``256`` (every axis), ``256,256`` or ``96x96x64``. The spec form ``--roi 256 256`` also works:
     the command line parser gives ``--roi`` one value and leaves the others among the inputs, where
     a bare number that is not an existing path can only be a window size.
     """
@@ -30,7 +30,7 @@ def parse_roi(roi: str | None, inputs: list[str]) -> tuple[tuple[int, ...] | Non
             rest.append(item)
     if not sizes or not all(s.isdigit() and int(s) > 0 for s in sizes):
         raise KansegError(f"--roi expects positive sizes like 256 256 or 96x96x64, got {roi!r}")
-    return tuple(int(s) for s in sizes), rest
+    return (int(sizes[0]) if len(sizes) == 1 else tuple(int(s) for s in sizes)), rest  # one size: every axis
 
 
 @app.command("predict")

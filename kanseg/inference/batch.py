@@ -64,7 +64,7 @@ class PredictionReport:
 def _one_line(path: Path, message: str) -> str:
     """First line of ``message``, prefixed with the file unless it already names it."""
     line = (message.strip().splitlines() or ["unknown error"])[0]
-    return line if line.startswith(str(path)) else f"{path}: {line}"
+    return line if str(path) in line else f"{path}: {line}"
 
 
 def _check_kind(path: Path, spatial_dims: int) -> None:
@@ -118,7 +118,8 @@ def predict_scan(
         fg = foreground_probability(prob).numpy()
         outputs["probabilities"] = writers.write_nifti(named("prob", suffix), fg, reference)
     if overlay:
-        picture = overlays.mid_slice_overlay(slices, overlays.mid_slices(mask))
+        spacing = tuple(float(z) for z in reference.header.get_zooms()[:3])
+        picture = overlays.mid_slice_overlay(slices, overlays.mid_slices(mask), spacing)
         outputs["overlay"] = writers.write_png(named("overlay", ".png"), picture)
     return outputs
 

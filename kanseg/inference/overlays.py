@@ -46,9 +46,24 @@ def mid_slices(volume: np.ndarray) -> list[np.ndarray]:
     return slices
 
 
-def mid_slice_overlay(image_slices: list[np.ndarray], mask_slices: list[np.ndarray]) -> np.ndarray:
-    """Overlays of matching slices (from :func:`mid_slices`) side by side: RGB uint8 (H, W_total, 3)."""
-    panels = [overlay_mask(image, mask) for image, mask in zip(image_slices, mask_slices)]
+def mid_slice_overlay(image_slices: list[np.ndarray], mask_slices: list[np.ndarray],
+                      spacing: tuple[float, float, float] = (1.0, 1.0, 1.0), min_height: int = 256) -> np.ndarray:
+    """Overlays of matching slices (from :func:`mid_slices`) side by side: RGB uint8 (H, W_total, 3).
+
+    Panels are stretched to the voxel ``spacing`` (X, Y, Z) so anatomy keeps its proportions, and
+    small volumes are enlarged (nearest neighbour) to at least ``min_height`` rows.
+    """
+    unit = min(spacing)
+    sizes = []
+    for axis, image in enumerate(image_slices):
+        cols_axis, rows_axis = [d for d in range(3) if d != axis]
+        sizes.append((image.shape[1] * spacing[cols_axis] / unit, image.shape[0] * spacing[rows_axis] / unit))
+    zoom = max(1.0, min_height / max(rows for _, rows in sizes))
+    panels = []
+    for image, mask, (cols, rows) in zip(image_slices, mask_slices, sizes):
+        panel = overlay_mask(image, mask)
+        target = (max(1, round(cols * zoom)), max(1, round(rows * zoom)))
+        panels.append(cv2.resize(panel, target, interpolation=cv2.INTER_NEAREST))
     height = max(p.shape[0] for p in panels)
     padded = [np.pad(p, ((0, height - p.shape[0]), (0, 0), (0, 0))) for p in panels]
     return np.concatenate(padded, axis=1)

@@ -94,7 +94,9 @@ def test_nifti_mask_keeps_affine_shape_and_header(tmp_path, checkpoint_3d):
     assert prob.dtype == np.float32 and prob.min() >= 0 and prob.max() <= 1
     np.testing.assert_array_equal(values == 1, prob >= 0.5)
     overlay = cv2.imread(str(tmp_path / "out" / "case_7_overlay.png"))
-    assert overlay.shape == (18, 18 + 21 + 21, 3)  # mid-slices (Z, Y), (Z, X), (Y, X) side by side
+    # mid-slices (Z, Y), (Z, X), (Y, X) side by side, stretched to the 0.7 x 0.8 x 3.0 mm voxels and
+    # enlarged to 256 rows: Z spans 15 * 3.0 / 0.7 = 64.3 units -> zoom 3.98; widths 82 + 84 + 84
+    assert overlay.shape == (256, 250, 3)
 
 
 def test_folder_with_one_corrupt_file_continues(tmp_path, checkpoint_2d, run_cli):
@@ -183,6 +185,7 @@ def test_parse_roi():
     assert parse_roi(None, ["a.png"]) == (None, ["a.png"])
     assert parse_roi("96x96x64", ["a.nii"]) == ((96, 96, 64), ["a.nii"])
     assert parse_roi("256", ["256", "a.png"]) == ((256, 256), ["a.png"])
+    assert parse_roi("64", ["a.nii"]) == (64, ["a.nii"])  # one size: every axis
     with pytest.raises(KansegError, match="--roi expects positive sizes"):
         parse_roi("0,5", [])
 
