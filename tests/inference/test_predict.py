@@ -140,6 +140,9 @@ def test_wrong_channel_count(tmp_path, checkpoint_3d, run_cli):
     code, output = run_cli("-c", checkpoint_3d, tmp_path / "two.nii.gz", "-o", tmp_path / "out")
     assert code == 2
     assert "two.nii.gz: volume has 2 channels (4th axis) but the model expects 1" in output
+    two_channel_2d = make_checkpoint(tmp_path / "c2.pt", 2, 2, {"image_size": None, "intensity": {"kind": "zscore"}})
+    code, output = run_cli("-c", two_channel_2d, write_rgb(tmp_path / "rgb.png", 8, 8), "-o", tmp_path / "out")
+    assert code == 2 and f"error: {tmp_path / 'rgb.png'}: image has 3 channels, the model expects 2" in output
 
 
 def test_cli_options_and_plain_log(tmp_path, checkpoint_2d, run_cli):
