@@ -90,6 +90,8 @@ def test_cosine_schedule_anneals_each_group_to_min_lr(kan_model):
     # epoch 2 of 4: halfway down the cosine
     assert lrs[2][0] == pytest.approx(1e-5 + (1e-2 - 1e-5) * (1 + math.cos(math.pi * 2 / 4)) / 2)
     assert [g["lr"] for g in opt.param_groups] == pytest.approx([1e-5, 1e-5])
-    flat = build_scheduler(build_optimizer(kan_model, lr=1e-3), epochs=3, name="none")
+    flat_opt = build_optimizer(kan_model, lr=1e-3)
+    flat = build_scheduler(flat_opt, epochs=3, name="none")
+    flat_opt.step()
     flat.step()
     assert flat.get_last_lr() == [1e-3]
