@@ -1,0 +1,145 @@
+"""``kanseg train | evaluate | benchmark | demo`` as a user runs them: exit codes, output, files."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import pytest
+
+from kanseg.cli import main
+
+TINY_YAML = """\
+data:
+  dataset: demo
+  image_size: 32
+model:
+  name: unet-gram
+  kwargs: {base_width: 4, depth: 2}
+optim:
+  lr: 0.01
+  min_lr: 0.001
+epochs: 5
+batch_size: 4
+device: cpu
+"""
+
+
+def kanseg(capsys, *args) -> tuple[int, str, str]:
+    """Run the CLI in-process: (exit code, stdout, stderr)."""
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(a) for a in args])
+    out = capsys.readouterr()
+    return exit_info.value.code or 0, out.out, out.err
+
+
+@pytest.fixture(scope="module")
+def tiny_yaml(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("cfg") / "tiny.yaml"
+    path.write_text(TINY_YAML)
+    return path
+
+
+def test_train_evaluate_resume(capsys, tmp_path, demo_root, tiny_yaml):
+    run = tmp_path / "run"
+    code, out, err = kanseg(capsys, "train", "--config", tiny_yaml, "--data-root", demo_root, "--epochs", 2,
+                            "--out", run)
+    assert code == 0, err
+    assert "epoch 1/2 loss" in out and "epoch 2/2 loss" in out and "per-image" in out
+    resolved = (run / "config.yaml").read_text()
+    assert "epochs: 2" in resolved and "lr: 0.01" in resolved  # flag over YAML, YAML over defaults
+
+    code, out, err = kanseg(capsys, "evaluate", "--run", run, "--split", "test")
+    assert code == 0, err
+    for label in ("per-image", "global", "ukan-compat"):
+        assert label in out
+    summary = json.loads((run / "summary.json").read_text())
+    assert {"run", "val", "test"} <= set(summary) and len(summary["test"]["cases"]) == 8
+
+    code, out, err = kanseg(capsys, "train", "--resume", run, "--epochs", 3)
+    assert code == 0, err
+    assert "resuming" in out and "epoch 3/3" in out and "epoch 1/3" not in out
+    assert [json.loads(x)["epoch"] for x in (run / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3]
+
+
+BAD_INPUTS = [
+    (["train", "--model", "unet-nope"], "unknown model 'unet-nope'; valid: "),
+    (["train", "--dataset", "nope"], "unknown dataset 'nope'; valid: busi"),
+    (["train", "--set", "optim.momentum=0.9"], "invalid config key 'optim.momentum'; valid keys: "),
+    (["train", "--set", "epochs"], "--set expects KEY=VALUE"),
+    (["train", "--epochs", "0"], "invalid value for 'epochs'"),
+    (["train", "--amp", "fp16"], "--amp fp16 needs a CUDA device"),
+    (["train", "--split", "nope"], "unknown split 'nope'"),
+]
+
+
+@pytest.mark.parametrize("args,message", BAD_INPUTS, ids=[m.split()[0] + str(i) for i, (_, m) in enumerate(BAD_INPUTS)])
+def test_bad_train_input_is_one_line_and_writes_nothing(capsys, tmp_path, demo_root, tiny_yaml, args, message):
+    out_dir = tmp_path / "run"
+    code, _, err = kanseg(capsys, "train", "--config", tiny_yaml, "--data-root", demo_root, "--out", out_dir,
+                          *args[1:])
+    assert code == 2
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1
+    assert not out_dir.exists()
+
+
+def test_other_bad_inputs(capsys, tmp_path, tiny_yaml):
+    bad_yaml = tmp_path / "bad.yaml"
+    bad_yaml.write_text("data:\n  datset: busi\n")
+    cases = [
+        (["train", "--config", bad_yaml], "invalid config key 'data.datset'"),
+        (["train", "--dataset", "cvc", "--data-root", tmp_path / "no-such-folder", "--out", tmp_path / "r"],
+         "CVC-ClinicDB not found"),
+        (["train", "--resume", tmp_path], "not a kanseg run directory"),
+        (["train", "--resume", tmp_path, "--model", "unet-conv"], "--model cannot change it"),
+        (["evaluate", "--run", tmp_path], "not a kanseg run directory"),
+        (["benchmark", "--dataset", "demo", "--models", "unet-gram,unet-nope", "--out", tmp_path / "b"],
+         "unknown model 'unet-nope'"),
+        (["benchmark", "--dataset", "demo", "--seeds", "0", "--out", tmp_path / "b"], "--seeds must be at least 1"),
+    ]
+    for args, message in cases:
+        code, _, err = kanseg(capsys, *args)
+        assert (code, err.count("\n")) == (2, 1) and message in err, (args, err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml"]
+
+
+def test_real_process_prints_no_traceback(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "kanseg", "train", "--dataset", "busi", "--data-root",
+                           str(tmp_path / "missing"), "--out", str(tmp_path / "run")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_benchmark_trains_then_reuses(capsys, tmp_path, demo_root, tiny_yaml):
+    args = ["benchmark", "--dataset", "demo", "--config", tiny_yaml, "--data-root", demo_root, "--epochs", 1,
+            "--models", "unet-gram,unet-conv", "--seeds", 2, "--out", tmp_path / "bench"]
+    code, out, err = kanseg(capsys, *args)
+    assert code == 0, err
+    result = json.loads((tmp_path / "bench" / "benchmark.json").read_text())
+    assert [r["model"] for r in result["rows"]] == ["unet-gram", "unet-conv"]
+    for row in result["rows"]:
+        assert row["seeds"] == [0, 1] and len(row["dice"]["values"]) == 2
+        assert row["params"] > 0 and row["flops"] > 0 and row["images_per_s"] > 0
+        assert row["dice"]["mean"] == pytest.approx(sum(row["dice"]["values"]) / 2)
+        for seed in (0, 1):
+            summary = json.loads((tmp_path / "bench" / row["model"] / f"seed{seed}" / "summary.json").read_text())
+            assert summary["test"]["report"]["per_image"]["dice"]["mean"] == pytest.approx(row["dice"]["values"][seed])
+    assert "| unet-gram |" in out and "± " in out and "per-image" in out
+    code, out, err = kanseg(capsys, *args)
+    assert code == 0 and out.count("reusing") == 4 and "epoch 1/1" not in out
+    assert json.loads((tmp_path / "bench" / "benchmark.json").read_text())["rows"][0]["dice"] == result["rows"][0]["dice"]
+
+
+def test_demo_runs_out_of_the_box(capsys, tmp_path):
+    code, out, err = kanseg(capsys, "demo", "--out", tmp_path / "demo", "--epochs", 1, "--device", "cpu")
+    assert code == 0, err
+    listed = {line[2:27].strip(): line[27:].strip() for line in out.splitlines() if line.startswith("  ")}
+    assert Path(listed["best checkpoint"]).is_file() and Path(listed["evaluation (val + test)"]).is_file()
+    image, mask = cv2.imread(listed["input image"]), cv2.imread(listed["predicted mask"], cv2.IMREAD_UNCHANGED)
+    assert mask.shape == image.shape[:2] and set(mask.ravel().tolist()) <= {0, 255}
+    assert Path(listed["predicted overlay"]).is_file()
+    summary = json.loads(Path(listed["evaluation (val + test)"]).read_text())
+    assert {"val", "test"} <= set(summary)
