@@ -192,4 +192,7 @@ def format_report(report: dict[str, Any], title: str = "") -> str:
     if "ukan_compat" in report:
         uk = report["ukan_compat"]
         lines.append(f"{'ukan-compat':<13} {uk['dice']:>15.4f} {uk['iou']:>15.4f}   (published-table protocol only)")
+    names = {"per_image": "per-image", "global": "global", "ukan_compat": "ukan-compat"}
+    lines += [f"  {names[key]}: {text}" for key, text in report["aggregations"].items()]
+    lines.append(f"  HD95 in pixels (mm when the data has a spacing): {report['hd95_empty_rule']}")
     return "\n".join(lines)

@@ -138,7 +138,7 @@ DEMO_SETTINGS = {  # a small KAN U-Net on the generated 64x64 demo images: a few
 
 @app.command("demo")
 def demo_cmd(
-    out: Path = typer.Option(Path("kanseg-demo"), "--out", help="Where data, run and predictions go."),
+    out: Path = typer.Option(Path("kanseg-demo"), "--out", help="Where the data and the runs go."),
     epochs: int = typer.Option(8, "--epochs"),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
 ) -> None:
@@ -159,7 +159,7 @@ def demo_cmd(
     result = train(cfg)
     test = evaluate_run(result.run_dir, subset="test", device=device, log=RunLog(None))
     typer.echo(format_report(test["report"], "test set:"))
-    predictions = _predict_one(result.run_dir, cfg, out / "predictions")
+    predictions = _predict_one(result.run_dir, cfg, result.run_dir / "predictions")
     typer.echo(f"\ndone in {time.perf_counter() - started:.0f} s. Where everything is:")
     for what, path in [("data", data_root), ("run directory", result.run_dir),
                        ("best checkpoint", result.run_dir / "best.pt"), ("epoch metrics", result.run_dir / "metrics.jsonl"),
