@@ -97,6 +97,24 @@ def _prepare_run_dir(cfg: TrainConfig, resume: Path | None, ctx: DistributedCont
     return run_dir
 
 
+def _restore(path: Path, cfg: TrainConfig, model, optimizer, scheduler, scaler) -> tuple[int, int, float]:
+    """Load ``last.pt`` into the training objects; returns (epochs done, best epoch, best value)."""
+    state = load_checkpoint(path)
+    if state["model"]["name"] != cfg.model.name:
+        raise KansegError(f"{path} holds model {state['model']['name']!r}, its config says {cfg.model.name!r}")
+    model.load_state_dict(state["state_dict"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    if hasattr(scheduler, "T_max"):
+        scheduler.T_max = cfg.epochs  # --epochs may extend a run
+    scaler.load_state_dict(state["scaler"])
+    set_rng_state(state["rng"])
+    done = int(state["epoch"])
+    if done >= cfg.epochs:
+        raise KansegError(f"{path.parent} already finished {done} epochs; pass --epochs > {done} to extend it")
+    return done, int(state["best_epoch"]), float(state["best_value"])
+
+
 def train(cfg: TrainConfig, *, resume: str | Path | None = None, stop_after: int | None = None) -> TrainResult:
     """Train ``cfg`` (a new run in ``cfg.out``, or continue ``resume``, a run directory).
 
@@ -130,20 +148,7 @@ def _train(cfg: TrainConfig, resume: Path | None, stop_after: int | None, ctx: D
 
     start_epoch, best_epoch, best_value, history = 0, 0, -math.inf, []
     if resume is not None:
-        state = load_checkpoint(run_dir / "last.pt")
-        if state["model"]["name"] != cfg.model.name:
-            raise KansegError(f"{run_dir / 'last.pt'} holds model {state['model']['name']!r}, config says {cfg.model.name!r}")
-        model.load_state_dict(state["state_dict"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        if hasattr(scheduler, "T_max"):
-            scheduler.T_max = cfg.epochs  # --epochs may extend a run
-        scaler.load_state_dict(state["scaler"])
-        set_rng_state(state["rng"])
-        start_epoch, best_epoch, best_value = int(state["epoch"]), int(state["best_epoch"]), float(state["best_value"])
-        if start_epoch >= cfg.epochs:
-            raise KansegError(f"{run_dir} already finished {start_epoch} epochs; pass --epochs > {start_epoch} to extend it")
-
+        start_epoch, best_epoch, best_value = _restore(run_dir / "last.pt", cfg, model, optimizer, scheduler, scaler)
     log = RunLog(run_dir, enabled=ctx.is_main)
     if ctx.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
