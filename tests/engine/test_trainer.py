@@ -1,6 +1,7 @@
 """Training runs on the generated demo data: learning, exact resume, seeded determinism, files."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -138,3 +139,17 @@ def test_best_checkpoint_predicts_like_training(runs):
     assert val.preprocessing == ckpt["preprocessing"]
     rows, report = evaluate_dataset(model, val, DistributedContext(), **setup.eval_options(cfg, val))
     assert report["per_image"]["dice"] == runs["A"].summary["val"]["report"]["per_image"]["dice"]
+
+
+@pytest.mark.parametrize("overrides", [
+    {"amp": "bf16"},
+    {"model.name": "unetpp-gram-ds", "optim.kan_lr": 1e-3, "optim.grad_clip": 1.0},  # deep-supervision list
+    {"loss.name": "dice", "optim.name": "adamw", "optim.scheduler": "none", "optim.kan_scope": "basis",
+     "optim.kan_lr": 1e-3},
+], ids=["bf16", "deep-supervision", "dice-adamw"])
+def test_training_variants_run_and_score(tiny_config, tmp_path, overrides):
+    result = train(tiny_config(tmp_path / "run", epochs=1, **overrides))
+    (record,) = result.history
+    assert math.isfinite(record["train_loss"]) and 0 <= record["val"]["dice"] <= 1
+    groups = load_checkpoint(tmp_path / "run" / "last.pt")["optimizer"]["param_groups"]
+    assert [g["name"] for g in groups] == (["kan", "other"] if "optim.kan_lr" in overrides else ["other"])
