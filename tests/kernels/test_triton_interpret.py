@@ -74,6 +74,8 @@ CASES = [  # (family, nd, groups, stride, padding, dilation, size): odd sizes, s
     ("bernstein", 2, 2, 2, 1, 1, (13, 5)),
     ("rbf", 3, 2, 1, 1, 1, (7, 5, 3)),
     ("relu", 2, 2, 2, 2, 2, (9, 11)),
+    ("jacobi", 1, 2, 2, 1, 1, (13,)),
+    ("gram", 1, 1, 1, 1, 2, (17,)),
 ]
 
 
@@ -160,3 +162,19 @@ def test_low_precision_inputs(dtype):
     y = kernels.basis_conv(x, layer.basis, layer.basis_conv, backend="triton")
     assert y.dtype == dtype
     torch.testing.assert_close(y.float(), y_ref.float(), rtol=2e-2, atol=2e-2)
+
+
+@pytest.mark.parametrize("family", ["gram", "relu", "rbf"])
+def test_triton_path_saves_only_input_and_parameters(family):
+    layer = create_kan_conv(family, 3, 4, 4, 3, padding=1).to(DEVICE)
+    x = _x(3, dtype=torch.float32).requires_grad_()
+    saved = {}
+
+    def pack(t):
+        saved[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        kernels.basis_conv(x, layer.basis, layer.basis_conv, backend="triton")
+    expected = x.numel() * 4 + sum(p.numel() * 4 for p in (*layer.basis.parameters(), layer.basis_conv.weight))
+    assert sum(saved.values()) == expected
