@@ -1,0 +1,193 @@
+"""Tables and plots of the JSON results in ``benchmarks/results/`` (what ``benchmarks/README.md`` shows).
+
+Four kinds of result, told apart by their keys (each file names the machine it ran on):
+
+- ``layers``: ``benchmarks/layers.py``, one KAN layer per family against a plain conv (params, time, saved bytes);
+- ``kernels``: ``benchmarks/kernels.py``, eager / ``torch.compile`` / fused kernels (saved MiB, time, peak);
+- ``predict-memory``: ``benchmarks/predict_memory.py``, peak RSS of sliding-window prediction on big volumes;
+- ``training``: :func:`kanseg.engine.run_benchmark` (``kanseg benchmark``, ``scripts/report_cvc.py``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kanseg.errors import KansegError
+from kanseg.viz.figures import new_figure
+from kanseg.viz.scores import markdown_table
+
+
+def result_kind(result: dict[str, Any]) -> str:
+    """``"layers"``, ``"kernels"``, ``"predict-memory"`` or ``"training"``; ``KansegError`` for anything else."""
+    if "cases" in result:
+        return "layers"
+    rows = result.get("rows") or [{}]
+    if "results" in result:
+        return "predict-memory"
+    if "family" in rows[0]:
+        return "kernels"
+    if "model" in rows[0]:
+        return "training"
+    raise KansegError(f"unknown benchmark result (keys: {', '.join(sorted(result))}); valid kinds: "
+                      f"{', '.join(MARKDOWN)}")
+
+
+def load_results(folder: str | Path) -> dict[str, dict[str, Any]]:
+    """Every ``*.json`` result in ``folder`` by file name (sorted); unreadable or unknown files are skipped."""
+    results = {}
+    for path in sorted(Path(folder).glob("*.json")):
+        try:
+            result = json.loads(path.read_text())
+            result_kind(result)
+        except (OSError, ValueError, KansegError, AttributeError):
+            continue
+        results[path.name] = result
+    return results
+
+
+# --- markdown ---------------------------------------------------------------------------------------------------
+def layers_markdown(result: dict[str, Any]) -> str:
+    parts = []
+    for name, case in result["cases"].items():
+        nd, c = case["nd"], case["channels"]
+        parts.append(f"{name}: {c}→{c}, 3^{nd} kernel, batch {case['batch']}, {case['size']}^{nd} input, "
+                     f"kernels={result.get('kernels', '?')}")
+        rows = [{"layer": r["layer"], "params": r["params"], "fwd+bwd ms": r["fwd_bwd_ms"],
+                 "× conv time": r["time_vs_conv"], "saved MiB": r["saved_MiB"], "× conv saved": r["saved_vs_conv"]}
+                for r in case["rows"]]
+        parts.append(markdown_table(rows, digits=2))
+    return "\n\n".join(parts)
+
+
+def kernels_markdown(result: dict[str, Any]) -> str:
+    columns = {"family": "family", "shape": "shape", "plain_saved_mib": "plain conv saved MiB",
+               "eager_saved_mib": "eager saved MiB", "fused_saved_mib": "fused saved MiB",
+               "eager_ms": "eager ms", "compile_ms": "compile ms", "fused_ms": "fused ms",
+               "eager_peak_mib": "eager peak MiB", "fused_peak_mib": "fused peak MiB", "expand_gbps": "expand GB/s"}
+    present = [k for k in columns if any(k in r for r in result["rows"])]
+    rows = [{columns[k]: r.get(k, "") for k in present} for r in result["rows"]]
+    head = (f"saved MiB at full size (exact, fake tensors); times on inputs scaled by {result.get('time_scale', 1)}, "
+            f"median of {result.get('repeats', '?')}; {result.get('kanseg_kernels', '')}")
+    return head + "\n\n" + markdown_table(rows, [columns[k] for k in present], digits=1)
+
+
+def predict_memory_markdown(result: dict[str, Any]) -> str:
+    rows = [{"volume": "×".join(map(str, r["shape"])), "roi": r["roi"], "model": r["model"],
+             "volume MiB (fp32)": r["volume_float32_MiB"], "peak − baseline MiB": r["peak_minus_baseline_MiB"],
+             "seconds": r["seconds"]} for r in result["results"]]
+    tail = ""
+    if "marginal_copies_of_volume" in result:
+        tail = (f"\n\nMarginal cost: {result['marginal_copies_of_volume']:.2f} volume copies + "
+                f"{result.get('window_constant_MiB', float('nan')):.0f} MiB constant.")
+    return markdown_table(rows, digits=1) + tail
+
+
+def training_markdown(result: dict[str, Any]) -> str:
+    rows = []
+    for r in result["rows"]:
+        rows.append({"model": r["model"], "params (M)": f"{r['params'] / 1e6:.3f}",
+                     "GFLOPs": f"{r['flops'] / 1e9:.3f}", "images/s": f"{r['images_per_s']:.1f}",
+                     "Dice": f"{r['dice']['mean']:.4f} ± {r['dice']['std']:.4f}",
+                     "IoU": f"{r['iou']['mean']:.4f} ± {r['iou']['std']:.4f}",
+                     "HD95 px": f"{r['hd95']['mean']:.1f} ± {r['hd95']['std']:.1f}",
+                     "global IoU": f"{r['global_iou']['mean']:.4f} ± {r['global_iou']['std']:.4f}"})
+    shape = "×".join(str(s) for s in result["rows"][0]["input_shape"]) if result["rows"] else "?"
+    head = (f"{result['dataset']}, split {result.get('split') or 'default'} / {result['subset']}, "
+            f"{len(result['rows'][0]['seeds']) if result['rows'] else 0} seeds, {result['epochs']} epochs, "
+            f"input {shape}; mean ± std over seeds of per-image scores at native resolution")
+    return head + "\n\n" + markdown_table(rows)
+
+
+MARKDOWN: dict[str, Callable[[dict[str, Any]], str]] = {
+    "layers": layers_markdown, "kernels": kernels_markdown, "predict-memory": predict_memory_markdown,
+    "training": training_markdown,
+}
+
+
+def results_markdown(result: dict[str, Any]) -> str:
+    """The Markdown table(s) of one result of any kind."""
+    return MARKDOWN[result_kind(result)](result)
+
+
+# --- plots ------------------------------------------------------------------------------------------------------
+def _bars(ax, labels: list[str], series: dict[str, list[float]], ylabel: str, log: bool = False) -> None:
+    width = 0.8 / max(1, len(series))
+    positions = np.arange(len(labels))
+    for k, (name, values) in enumerate(series.items()):
+        ax.bar(positions + (k - (len(series) - 1) / 2) * width, values, width, label=name)
+    ax.set_xticks(positions, labels, rotation=45, ha="right", fontsize=7)
+    ax.set_ylabel(ylabel, fontsize=8)
+    if log:
+        ax.set_yscale("log")
+    ax.grid(axis="y", alpha=0.3)
+    if len(series) > 1:
+        ax.legend(fontsize=7)
+
+
+def plot_layers(result: dict[str, Any]):
+    """Per case (2D/3D): time and saved-for-backward memory of each KAN layer relative to a plain conv."""
+    fig = new_figure(10, 3.2 * len(result["cases"]))
+    axes = np.asarray(fig.subplots(len(result["cases"]), 2, squeeze=False))
+    for (name, case), (ax_time, ax_mem) in zip(result["cases"].items(), axes):
+        labels = [r["layer"] for r in case["rows"]]
+        time_ratio = {"fwd+bwd": [r["time_vs_conv"] for r in case["rows"]]}
+        saved_ratio = {"saved": [r["saved_vs_conv"] for r in case["rows"]]}
+        _bars(ax_time, labels, time_ratio, "× plain conv time (log)", log=True)
+        _bars(ax_mem, labels, saved_ratio, "× plain conv saved memory (log)", log=True)
+        ax_time.set_title(f"{name}: time ({result['device']})", fontsize=9)
+        ax_mem.set_title(f"{name}: saved for backward", fontsize=9)
+    return fig
+
+
+def plot_kernels(result: dict[str, Any]):
+    """Per shape: saved-for-backward MiB (plain / eager / fused) and fwd+bwd ms (eager / compile / fused)."""
+    shapes = list(dict.fromkeys(r["shape"] for r in result["rows"]))
+    fig = new_figure(10, 3.2 * len(shapes))
+    axes = np.asarray(fig.subplots(len(shapes), 2, squeeze=False))
+    for shape, (ax_mem, ax_time) in zip(shapes, axes):
+        rows = [r for r in result["rows"] if r["shape"] == shape]
+        labels = [r["family"] for r in rows]
+        memory = {k.split("_")[0]: [r.get(k, np.nan) for r in rows]
+                  for k in ("plain_saved_mib", "eager_saved_mib", "fused_saved_mib") if any(k in r for r in rows)}
+        times = {k.split("_")[0]: [r.get(k, np.nan) for r in rows]
+                 for k in ("eager_ms", "compile_ms", "fused_ms") if any(k in r for r in rows)}
+        _bars(ax_mem, labels, memory, "saved MiB", log=True)
+        ax_mem.set_title(f"{shape}: saved for backward ({result['device']})", fontsize=9)
+        if times:
+            _bars(ax_time, labels, times, "fwd+bwd ms", log=True)
+            ax_time.set_title(f"{shape}: time (inputs × {result.get('time_scale', 1)})", fontsize=9)
+        else:
+            ax_time.set_axis_off()
+    return fig
+
+
+def plot_training(result: dict[str, Any]):
+    """Test Dice / IoU (mean ± std over seeds) and inference images/s of each model of a training benchmark."""
+    rows = result["rows"]
+    labels = [r["model"] for r in rows]
+    fig = new_figure(9, 3.2)
+    ax_score, ax_speed = fig.subplots(1, 2)
+    positions = np.arange(len(rows))
+    for k, metric in enumerate(("dice", "iou")):
+        ax_score.bar(positions + (k - 0.5) * 0.38, [r[metric]["mean"] for r in rows], 0.38,
+                     yerr=[r[metric]["std"] for r in rows], capsize=3, label=metric)
+    ax_score.set_xticks(positions, labels, rotation=20, ha="right", fontsize=8)
+    ax_score.set_ylabel(f"{result['subset']} score (mean ± std, {len(rows[0]['seeds'])} seeds)", fontsize=8)
+    ax_score.legend(fontsize=7)
+    ax_speed.bar(positions, [r["images_per_s"] for r in rows])
+    ax_speed.set_xticks(positions, labels, rotation=20, ha="right", fontsize=8)
+    ax_speed.set_ylabel(f"images/s ({rows[0]['device']})", fontsize=8)
+    for ax in (ax_score, ax_speed):
+        ax.grid(axis="y", alpha=0.3)
+    fig.suptitle(f"{result['dataset']} / {result.get('split')}: {result['epochs']} epochs", fontsize=9)
+    return fig
+
+
+PLOTS: dict[str, Callable[[dict[str, Any]], Any]] = {
+    "layers": plot_layers, "kernels": plot_kernels, "training": plot_training,
+}
