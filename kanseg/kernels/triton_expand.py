@@ -34,6 +34,24 @@ def sigmoid(x):
     return 1.0 / (1.0 + tl.exp(-x))
 
 
+# zeros_like / block_sum stand in for tl.zeros / tl.sum: those are @jit functions of triton.language, which the
+# interpreter cannot call when triton was imported before TRITON_INTERPRET was set (torch._dynamo imports triton).
+@triton.jit
+def zeros_like(x):
+    return tl.full(x.shape, 0.0, x.dtype)
+
+
+@triton.jit
+def _add(a, b):
+    return a + b
+
+
+@triton.jit
+def block_sum(x):
+    """Sum of a 1-D block (a fixed reduction tree: deterministic)."""
+    return tl.reduce(x, 0, _add)
+
+
 @triton.jit
 def store_row(dst, n, S, value, mask):
     """Store basis function ``n`` of a block into row ``n`` of the block's output rows."""

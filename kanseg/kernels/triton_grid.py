@@ -8,7 +8,7 @@ import torch
 import triton
 import triton.language as tl
 
-from kanseg.kernels.triton_expand import MAP_IDENTITY, load_row, store_row
+from kanseg.kernels.triton_expand import MAP_IDENTITY, block_sum, load_row, store_row, zeros_like
 from kanseg.kernels.triton_registry import TritonBasis, register_triton_basis
 
 
@@ -23,7 +23,7 @@ def rbf_fwd(t, dst, S, mask, prm, c, C, P: tl.constexpr, H: tl.constexpr, K1: tl
 @triton.jit
 def rbf_bwd(t, src, S, mask, prm, c, C, part, P: tl.constexpr, H: tl.constexpr, K1: tl.constexpr,
             K2: tl.constexpr):
-    grad_t = tl.zeros(t.shape, t.dtype)
+    grad_t = zeros_like(t)
     for i in tl.static_range(P):
         u = (t - tl.load(prm + i).to(t.dtype)) / H
         grad_t += load_row(src, i, S, mask, t) * tl.exp(-(u * u)) * (-2.0 / H) * u
@@ -44,7 +44,7 @@ def relu_fwd(t, dst, S, mask, prm, c, C, P: tl.constexpr, R: tl.constexpr, K1: t
 def relu_bwd(t, src, S, mask, prm, c, C, part, P: tl.constexpr, R: tl.constexpr, K1: tl.constexpr,
              K2: tl.constexpr):
     """dL/dt, and partial dL/dl_ci (slot i), dL/dh_ci (slot P + i) of this program's channel."""
-    grad_t = tl.zeros(t.shape, t.dtype)
+    grad_t = zeros_like(t)
     for i in tl.static_range(P):
         low = tl.load(prm + c * P + i).to(t.dtype)
         high = tl.load(prm + C * P + c * P + i).to(t.dtype)
@@ -54,8 +54,8 @@ def relu_bwd(t, src, S, mask, prm, c, C, part, P: tl.constexpr, R: tl.constexpr,
         da = tl.where(t - low > 0, b, 0.0) * gy                      # ∂/∂a path
         db = tl.where(high - t > 0, a, 0.0) * gy                     # ∂/∂b path
         grad_t += da - db
-        tl.store(part + i, tl.sum(-da, axis=0))
-        tl.store(part + P + i, tl.sum(db, axis=0))
+        tl.store(part + i, block_sum(-da))
+        tl.store(part + P + i, block_sum(db))
     return grad_t
 
 

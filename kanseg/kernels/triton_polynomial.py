@@ -11,7 +11,16 @@ import torch
 import triton
 import triton.language as tl
 
-from kanseg.kernels.triton_expand import MAP_CLAMPED_TANH, MAP_IDENTITY, MAP_SIGMOID, MAP_TANH, load_row, store_row
+from kanseg.kernels.triton_expand import (
+    MAP_CLAMPED_TANH,
+    MAP_IDENTITY,
+    MAP_SIGMOID,
+    MAP_TANH,
+    block_sum,
+    load_row,
+    store_row,
+    zeros_like,
+)
 from kanseg.kernels.triton_registry import TritonBasis, register_triton_basis
 
 GRAM_SILU = 0  # K0 of the three-term kernels: 0 applies SiLU (Gram), anything else returns p_n as is
@@ -59,7 +68,7 @@ def three_term_fwd(t, dst, S, mask, prm, c, C, P: tl.constexpr, KIND: tl.constex
     p0 = tl.full(t.shape, 1.0, t.dtype)
     store_row(dst, 0, S, _post(p0, KIND), mask)
     if P > 1:
-        zero = tl.zeros(t.shape, t.dtype)
+        zero = zeros_like(t)
         p1, d1 = _step(t, p0, zero, zero, zero, 1, prm)
         d0 = zero
         store_row(dst, 1, S, _post(p1, KIND), mask)
@@ -73,7 +82,7 @@ def three_term_fwd(t, dst, S, mask, prm, c, C, P: tl.constexpr, KIND: tl.constex
 def _gram_coefficient_grads(t, src, S, mask, prm, part, P: tl.constexpr):
     """dL/dC_k into slot k, k = 2..P−1, by forward-mode sensitivities s_n = ∂p_n/∂C_k (O(P²), P is small)."""
     for k in tl.static_range(2, P):
-        zero = tl.zeros(t.shape, t.dtype)
+        zero = zeros_like(t)
         p0 = tl.full(t.shape, 1.0, t.dtype)
         p1, _ = _step(t, p0, zero, zero, zero, 1, prm)
         s0 = zero
@@ -88,16 +97,16 @@ def _gram_coefficient_grads(t, src, S, mask, prm, part, P: tl.constexpr):
             if n >= k:
                 acc += load_row(src, n, S, mask, t) * _post_grad(p, 0) * s
             p0, p1, s0, s1 = p1, p, s1, s
-        tl.store(part + k, tl.sum(acc, axis=0))
+        tl.store(part + k, block_sum(acc))
 
 
 @triton.jit
 def three_term_bwd(t, src, S, mask, prm, c, C, part, P: tl.constexpr, KIND: tl.constexpr, K1: tl.constexpr,
                    K2: tl.constexpr):
-    grad_t = tl.zeros(t.shape, t.dtype)
+    grad_t = zeros_like(t)
     if P > 1:
         p0 = tl.full(t.shape, 1.0, t.dtype)
-        d0 = tl.zeros(t.shape, t.dtype)
+        d0 = zeros_like(t)
         p1, d1 = _step(t, p0, d0, d0, d0, 1, prm)
         grad_t += load_row(src, 1, S, mask, t) * _post_grad(p1, KIND) * d1
         for n in tl.static_range(2, P):
@@ -131,10 +140,10 @@ def bernstein_fwd(t, dst, S, mask, prm, c, C, P: tl.constexpr, K0: tl.constexpr,
 def bernstein_bwd(t, src, S, mask, prm, c, C, part, P: tl.constexpr, K0: tl.constexpr, K1: tl.constexpr,
                   K2: tl.constexpr):
     u = 1.0 - t
-    grad_t = tl.zeros(t.shape, t.dtype)
+    grad_t = zeros_like(t)
     for n in tl.static_range(P):
         coef = tl.load(prm + n).to(t.dtype)
-        d = tl.zeros(t.shape, t.dtype)
+        d = zeros_like(t)
         if n > 0:
             d += n * _ipow(t, n - 1) * _ipow(u, P - 1 - n)
         if n < P - 1:
