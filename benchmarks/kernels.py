@@ -182,7 +182,12 @@ def bandwidth_row(family: str, shape_name: str, device, repeats: int) -> dict:
 def device_name(device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return platform.processor() or platform.machine() or "cpu"
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        model = platform.processor() or platform.machine() or "cpu"
+    return f"{model} ({os.cpu_count()} cores)"
 
 
 def write_json(path: Path, payload: dict) -> None:
@@ -215,6 +220,7 @@ def main(argv=None) -> None:
                         help="spatial size factor for the timed runs (CPU: e.g. 0.25); memory is always full size")
     parser.add_argument("--no-time", action="store_true", help="memory columns only")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--note", default="", help="free text stored in the JSON (e.g. load on the machine)")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     name = device_name(device)
@@ -232,7 +238,7 @@ def main(argv=None) -> None:
     out = args.out or Path(__file__).resolve().parent / "results" / f"kernels-{slug}.json"
     payload = {"device": name, "device_type": device.type, "torch": torch.__version__,
                "kanseg_kernels": "fused = Triton on CUDA, torch recompute on CPU", "shapes": SHAPES,
-               "time_scale": args.time_scale, "repeats": args.repeats, "rows": rows}
+               "time_scale": args.time_scale, "repeats": args.repeats, "note": args.note, "rows": rows}
     write_json(out, payload)
     print(markdown(rows))
     print(f"wrote {out}")
