@@ -16,9 +16,10 @@ from kanseg.kan import create_kan_conv, list_families
 from kanseg.metrics import case_metrics
 from kanseg.models import create_model
 from kanseg.viz import (
-    CaseView, basis_channel_owner, best_and_worst, case_table, case_views, error_overlay, find_kan_layers,
-    learned_functions, load_results, markdown_table, metrics_rows, plot_cases, plot_kernels, plot_layers,
-    plot_learned_functions, plot_score_distribution, plot_training, result_kind, results_markdown, train_or_load,
+    CaseView, basis_channel_owner, basis_curves, best_and_worst, case_table, case_views, error_overlay, figure_png,
+    find_kan_layers, learned_functions, load_results, markdown_table, metrics_rows, plot_basis_curves, plot_cases,
+    plot_kernels, plot_layers, plot_learned_functions, plot_score_distribution, plot_training, result_kind,
+    results_markdown, train_or_load,
 )
 from kanseg.viz.figures import FN_COLOUR, FP_COLOUR, TP_COLOUR
 
@@ -109,6 +110,19 @@ def test_basis_channel_owner_matches_dependence(family):
         assert changed.any() and not changed[owner != c].any()
 
 
+def test_basis_curves_values():
+    x, cheb = basis_curves(create_kan_conv("chebyshev", 2, 3, 2, 3, degree=4), x_range=(-2, 2), steps=11, channel=2)
+    t = torch.tanh(x)
+    expected = torch.stack([torch.cos(n * torch.acos(t)) for n in range(5)])
+    torch.testing.assert_close(cheb, expected, atol=1e-5, rtol=1e-5)
+    _, bern = basis_curves(create_kan_conv("bernstein", 2, 3, 2, 3), steps=11)
+    torch.testing.assert_close(bern.sum(0), torch.ones(11))  # partition of unity
+    _, wave = basis_curves(create_kan_conv("wavelet", 2, 3, 5, 3), steps=11)
+    assert wave.shape == (5, 11)  # one wavelet per output channel
+    with pytest.raises(KansegError, match="out of range 0..2"):
+        basis_curves(create_kan_conv("gram", 2, 3, 2, 3), channel=3)
+
+
 def test_learned_functions_errors():
     layer = create_kan_conv("gram", 2, 2, 2, 3, padding=1)
     for kwargs, text in [({"taps": "corner"}, "valid: centre, sum"), ({"x_range": (1, 1)}, "x_range"),
@@ -197,6 +211,12 @@ def test_figures(tmp_path):
     fig = plot_learned_functions(fns, outputs=(0, 2), max_inputs=2)
     assert len(fig.axes) == 4 and len(fig.axes[0].lines) == 2 * 2 and len(fig.axes[2].lines) == 2  # no base: 1 line
     _saved_png(fig, tmp_path, "functions")
+    fig = plot_learned_functions(fns, outputs=(0,), max_inputs=2, reference=fns)
+    assert len(fig.axes[0].lines) == 2 * 3  # + the reference curves
+    assert figure_png(fig)[:8] == b"\x89PNG\r\n\x1a\n"
+    curves = {f: basis_curves(create_kan_conv(f, 2, 3, 3, 3), steps=11) for f in ("gram", "bspline")}
+    fig = plot_basis_curves(curves)
+    assert len(fig.axes) == 2 and len(fig.axes[1].lines) == 8  # bspline: grid 5 + order 3 functions
     with pytest.raises(KansegError, match="output channel 5"):
         plot_learned_functions(fns, outputs=(5,))
     with pytest.raises(KansegError, match="no cases"):

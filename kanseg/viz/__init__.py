@@ -11,13 +11,16 @@ Modules: ``basis`` (edge functions φ_oi of a KANConv), ``scores`` (case tables,
 ``benchmarks`` (tables and plots of ``benchmarks/results/*.json``). matplotlib is only needed for figures.
 """
 
-from kanseg.viz.basis import LearnedFunctions, basis_channel_owner, find_kan_layers, learned_functions
+from kanseg.viz.basis import (
+    LearnedFunctions, basis_channel_owner, basis_curves, find_kan_layers, learned_functions,
+)
 from kanseg.viz.benchmarks import (
     load_results, plot_kernels, plot_layers, plot_training, result_kind, results_markdown,
 )
 from kanseg.viz.compare import ModelRun, case_views, config_digest, train_or_load
 from kanseg.viz.figures import (
-    CaseView, error_overlay, new_figure, plot_cases, plot_learned_functions, plot_score_distribution,
+    CaseView, error_overlay, figure_png, new_figure, plot_basis_curves, plot_cases, plot_learned_functions,
+    plot_score_distribution,
 )
 from kanseg.viz.scores import best_and_worst, case_table, markdown_table, metrics_rows
 
@@ -26,17 +29,20 @@ __all__ = [
     "LearnedFunctions",
     "ModelRun",
     "basis_channel_owner",
+    "basis_curves",
     "best_and_worst",
     "case_table",
     "case_views",
     "config_digest",
     "error_overlay",
+    "figure_png",
     "find_kan_layers",
     "learned_functions",
     "load_results",
     "markdown_table",
     "metrics_rows",
     "new_figure",
+    "plot_basis_curves",
     "plot_cases",
     "plot_kernels",
     "plot_layers",

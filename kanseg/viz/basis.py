@@ -80,6 +80,35 @@ def basis_channel_owner(basis: nn.Module) -> torch.Tensor:
     return torch.arange(channels).repeat_interleave(per_channel)
 
 
+@torch.no_grad()
+def basis_curves(layer: KANConv, *, x_range: tuple[float, float] = (-2.0, 2.0), steps: int = 201,
+                 channel: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """The basis functions of one input channel, B_n(ν(x)) on a grid: ``(x (N,), curves (P, N))``.
+
+    For the wavelet family these are the O wavelets ψ((x − t_o,c)/s_o,c) of that channel. ν is evaluated with the
+    grid as the image, as in :func:`learned_functions`.
+    """
+    if not isinstance(layer, KANConv):
+        raise KansegError(f"basis_curves needs a KANConv layer, got {type(layer).__name__}")
+    x, grid = _grid(layer, x_range, steps)
+    if not 0 <= channel < grid.shape[1]:
+        raise KansegError(f"input channel {channel} out of range 0..{grid.shape[1] - 1}")
+    expanded = layer.basis.expand(layer.basis.input_map(grid))
+    mine = basis_channel_owner(layer.basis) == channel
+    return x, expanded[0, mine.to(expanded.device)].reshape(int(mine.sum()), steps)
+
+
+def _grid(layer: KANConv, x_range: tuple[float, float], steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``x`` (N,) and the input ``(1, C, N, 1…)`` holding ``x`` on every basis-input channel."""
+    lo, hi = (float(v) for v in x_range)
+    if not lo < hi or steps < 2:
+        raise KansegError(f"need x_range low < high and steps >= 2, got x_range={x_range}, steps={steps}")
+    param = next(layer.parameters())
+    x = torch.linspace(lo, hi, steps, dtype=param.dtype, device=param.device)
+    shape = (1, layer.basis.in_channels, steps, *([1] * (layer.spatial_dims - 1)))
+    return x, x.view(1, 1, steps, *([1] * (layer.spatial_dims - 1))).expand(shape).contiguous()
+
+
 def _one_tap_weight(conv: nn.Module, taps: str) -> torch.Tensor:
     """Weight ``(O, I/G, k, ...)`` of a conv reduced to a 1-tap kernel ``(O, I/G, 1, ...)``."""
     weight = conv.weight
@@ -127,9 +156,6 @@ def learned_functions(layer: KANConv, *, x_range: tuple[float, float] = (-2.0, 2
         raise KansegError(f"learned_functions needs a KANConv layer, got {type(layer).__name__}")
     if taps not in TAPS:
         raise KansegError(f"unknown taps {taps!r}; valid: {', '.join(TAPS)}")
-    lo, hi = (float(v) for v in x_range)
-    if not lo < hi or steps < 2:
-        raise KansegError(f"need x_range low < high and steps >= 2, got x_range={x_range}, steps={steps}")
     basis = layer.basis
     channels = basis.in_channels  # C_in, or G·r inside a bottleneck
     inputs = list(range(channels)) if inputs is None else [int(i) for i in inputs]
@@ -137,19 +163,17 @@ def learned_functions(layer: KANConv, *, x_range: tuple[float, float] = (-2.0, 2
     if bad or not inputs:
         raise KansegError(f"input channels {bad or inputs} out of range 0..{channels - 1}")
 
-    param = next(layer.parameters())
-    x = torch.linspace(lo, hi, steps, dtype=param.dtype, device=param.device)
-    grid = x.view(1, 1, steps, *([1] * (layer.spatial_dims - 1))).expand(1, channels, *([-1] * layer.spatial_dims))
+    x, grid = _grid(layer, x_range, steps)
     was_training = layer.training
     layer.eval()
     try:
-        expanded = basis.expand(basis.input_map(grid.contiguous()))                 # (1, K, N, 1…)
+        expanded = basis.expand(basis.input_map(grid))                 # (1, K, N, 1…)
         out = _apply_one_tap(layer.basis_conv, _per_input(expanded, basis_channel_owner(basis), inputs), taps)
         if layer.out_proj is not None:
             out = _apply_one_tap(layer.out_proj, out, taps)
         base_term = None
         if layer.base_conv is not None and layer.inner_proj is None:
-            activated = layer.base_act(grid.contiguous())
+            activated = layer.base_act(grid)
             base_term = _apply_one_tap(layer.base_conv, _per_input(activated, torch.arange(channels), inputs), taps)
     finally:
         layer.train(was_training)

@@ -34,6 +34,15 @@ def new_figure(width: float, height: float):
     return fig
 
 
+def figure_png(fig, dpi: int = 90) -> bytes:
+    """PNG bytes of a figure (for ``IPython.display.Image``, which needs no matplotlib backend set-up)."""
+    import io
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
+
+
 def error_overlay(image: np.ndarray, truth: np.ndarray, prediction: np.ndarray | None = None) -> np.ndarray:
     """RGB uint8 ``(H, W, 3)`` agreement map of a prediction on ``image`` ``(H, W[, C])``.
 
@@ -103,14 +112,34 @@ def plot_score_distribution(rows: Sequence[Mapping[str, Any]], models: Sequence[
     return fig
 
 
+def plot_basis_curves(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], panel_size: float = 2.6):
+    """One panel per family: its P basis functions B_n(ν(x)) of one input channel (from
+    :func:`kanseg.viz.basis_curves`: ``{family: (x (N,), curves (P, N))}``)."""
+    if not curves:
+        raise KansegError("no basis curves to plot")
+    fig = new_figure(panel_size * len(curves), panel_size * 0.85)
+    axes = np.atleast_1d(fig.subplots(1, len(curves)))
+    for ax, (family, (x, values)) in zip(axes, curves.items()):
+        for n, curve in enumerate(np.asarray(values)):
+            ax.plot(np.asarray(x), curve, lw=1.1, label=f"n={n}")
+        ax.set_title(f"{family}: B_n(ν(x)), P={len(values)}", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+        ax.set_xlabel("x", fontsize=8)
+    return fig
+
+
 def plot_learned_functions(functions: Mapping[str, LearnedFunctions] | LearnedFunctions,
-                           outputs: Sequence[int] = (0, 1, 2), max_inputs: int = 4, panel_size: float = 2.4):
+                           outputs: Sequence[int] = (0, 1, 2), max_inputs: int = 4, panel_size: float = 2.4,
+                           reference: Mapping[str, LearnedFunctions] | None = None):
     """Rows = layers (e.g. one per family), columns = output channels o; one curve φ_oi per input channel i.
 
     Solid: φ_oi = basis term + base term; dotted (same colour): the basis term alone, when a base term exists.
+    ``reference`` (same keys, e.g. the functions at initialisation): drawn dashed grey under each curve.
     """
     if isinstance(functions, LearnedFunctions):
         functions = {functions.family: functions}
+    reference = reference or {}
     if not functions:
         raise KansegError("no learned functions to plot")
     outputs = list(outputs)
@@ -122,6 +151,9 @@ def plot_learned_functions(functions: Mapping[str, LearnedFunctions] | LearnedFu
                 raise KansegError(f"output channel {o} out of range 0..{fn.basis.shape[0] - 1} for {label}")
             x = fn.x.cpu().numpy()
             for s, i in enumerate(fn.inputs[:max_inputs]):
+                if label in reference:
+                    ref = reference[label]
+                    ax.plot(ref.x.cpu().numpy(), ref.total[o, s].cpu().numpy(), lw=0.8, ls="--", color="0.6")
                 (line,) = ax.plot(x, fn.total[o, s].cpu().numpy(), lw=1.3, label=f"i={i}")
                 if fn.base is not None:
                     ax.plot(x, fn.basis[o, s].cpu().numpy(), lw=0.8, ls=":", color=line.get_color())
