@@ -24,7 +24,7 @@ class TritonExpander:
         self.family, self.names, self.out_dtype = family, names, out_dtype
         self.kernels = get_triton_basis(family)
 
-    def _kernel_inputs(self, family, z, scale):
+    def kernel_inputs(self, family, z, scale):
         """``(t, prm)``: the kernel's input (ν(z) in torch where ν is not pointwise, else z) and parameters."""
         t = z
         if self.kernels.torch_input_map:
@@ -37,21 +37,33 @@ class TritonExpander:
         return launch_forward(self.kernels, t, flat_scale, prm.contiguous(), self.kernels.num_basis, out_dtype)
 
     def forward(self, z, scale, params):
-        t, prm = self._kernel_inputs(self.family, z, scale)
+        t, prm = self.kernel_inputs(self.family, z, scale)
         return self._launch(t, scale, prm)
 
-    def recompute(self, z, scale, params, need_z: bool, need_params: list[bool]):
+    def prepare(self, z, scale, params, need_z: bool, need_params: list[bool]):
+        """Kernel inputs recomputed under autograd: ``(t, prm, handle)``, ``t`` and ``prm`` detached and contiguous;
+        ``handle`` goes to :meth:`chain`. Shared with the implicit-GEMM conv (``kanseg.kernels.implicit_gemm``)."""
         z_ = z.detach().requires_grad_(need_z)
         ps = [p.detach().requires_grad_(need) for p, need in zip(params, need_params)]
         with torch.enable_grad():
-            t, prm = call_with(self.family, self._kernel_inputs, self.names, ps, z_, scale)
-        return self._launch(t.detach(), scale, prm.detach()), (z_, ps, t, prm, scale)
+            t, prm = call_with(self.family, self.kernel_inputs, self.names, ps, z_, scale)
+        return t.detach(), prm.detach().contiguous(), (z_, ps, t, prm)
+
+    def recompute(self, z, scale, params, need_z: bool, need_params: list[bool]):
+        t, prm, handle = self.prepare(z, scale, params, need_z, need_params)
+        return self._launch(t, scale, prm), (handle, scale)
 
     def vjp(self, handle, grad_expanded, need_z: bool, need_params: list[bool]):
-        z_, ps, t, prm, scale = handle
+        handle, scale = handle
+        t, prm = handle[2], handle[3]
         flat_scale = None if scale is None else scale.reshape(-1).contiguous()
         grad_t, part = launch_backward(self.kernels, t.detach(), flat_scale, prm.detach().contiguous(),
                                        self.kernels.num_basis, grad_expanded)
+        return self.chain(handle, grad_t, part, need_z, need_params)
+
+    def chain(self, handle, grad_t, part, need_z: bool, need_params: list[bool]):
+        """``(dL/dz, [dL/dparam])`` from the kernels' ``dL/dt`` and parameter partials (for ``reduce``)."""
+        z_, ps, t, prm = handle
         outputs, grads = [], []
         if t.requires_grad:
             outputs.append(t)

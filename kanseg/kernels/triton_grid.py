@@ -13,11 +13,19 @@ from kanseg.kernels.triton_registry import TritonBasis, register_triton_basis
 
 
 @triton.jit
+def gaussian(t, prm, i, H: tl.constexpr):
+    """``(B_i, dB_i/dt)`` of the RBF basis: B_i = exp(−((t − centre_i)/H)²), centres in ``prm``."""
+    u = (t - tl.load(prm + i).to(t.dtype)) / H
+    value = tl.exp(-(u * u))
+    return value, value * (-2.0 / H) * u
+
+
+@triton.jit
 def rbf_fwd(t, dst, S, mask, prm, c, C, P: tl.constexpr, H: tl.constexpr, K1: tl.constexpr, K2: tl.constexpr):
     """B_i = exp(−((t − centre_i)/H)²), centres in ``prm``."""
     for i in tl.static_range(P):
-        u = (t - tl.load(prm + i).to(t.dtype)) / H
-        store_row(dst, i, S, tl.exp(-(u * u)), mask)
+        value, _ = gaussian(t, prm, i, H)
+        store_row(dst, i, S, value, mask)
 
 
 @triton.jit
@@ -25,8 +33,8 @@ def rbf_bwd(t, src, S, mask, prm, c, C, part, P: tl.constexpr, H: tl.constexpr, 
             K2: tl.constexpr):
     grad_t = zeros_like(t)
     for i in tl.static_range(P):
-        u = (t - tl.load(prm + i).to(t.dtype)) / H
-        grad_t += load_row(src, i, S, mask, t) * tl.exp(-(u * u)) * (-2.0 / H) * u
+        value, slope = gaussian(t, prm, i, H)
+        grad_t += load_row(src, i, S, mask, t) * slope
     return grad_t
 
 

@@ -1,0 +1,226 @@
+"""Implicit-GEMM KAN convolution kernels (stage 2): the basis is evaluated in the operand loader, never stored.
+
+One implementation for 1D/2D/3D: tensors are seen as 3-D volumes ``(B, C, D, H, W)`` (2D: D = 1, 1D: D = H = 1) and
+the geometry (kernel ``K*``, stride ``S*``, padding ``P*``, dilation ``L*`` per axis) is compile-time. Groups: the
+input channels of group ``g`` are ``g·Cg …``, its output channels ``g·Og …``. The weight is passed re-laid-out as
+``(G, KV, P, Cg, Og)`` (``KV`` kernel positions, ``P`` basis functions) in the dot dtype.
+
+- forward ``y[m, o] = Σ_{kpos, c, n} B_n(t[m ⊕ kpos, c]) · w[kpos, n, c, o]``: per (kpos, channel block) the input
+  tile is loaded once, ν applied, and each basis function goes to one ``tl.dot`` (fp32/fp64 accumulate);
+- input gradient: per input tile, for n = P−1 … 0, ``dL/dB_n`` is one implicit GEMM of ``dL/dy`` with ``w[·, n]``
+  (masked where the stride skips), folded into dL/dt by the family's ``adjoint`` (plus Gram's coefficient partials,
+  one slot per program and basis function: deterministic, no atomics);
+- weight gradient: one program per (output block, channel block, kpos, n) reduces over output pixels.
+
+Zero padding applies to the basis: every basis function (the constant one too) is 0 outside the input.
+"""
+
+from __future__ import annotations
+
+import triton
+import triton.language as tl
+
+from kanseg.kernels.triton_expand import _add, _input_map, _input_map_grad, zeros_like
+
+
+@triton.jit
+def _split(m, D, H, W):
+    """``(b, d, h, w)`` of flat voxel indices ``m`` of a ``(B, D, H, W)`` grid."""
+    w = m % W
+    r = m // W
+    h = r % H
+    r = r // H
+    return r // D, r % D, h, w
+
+
+@triton.jit
+def _tile_sum(x):
+    return tl.reduce(tl.reduce(x, 1, _add), 0, _add)
+
+
+@triton.jit
+def _acc_tile(BM: tl.constexpr, BN: tl.constexpr, F64: tl.constexpr):
+    if F64:
+        acc = tl.full((BM, BN), 0.0, tl.float64)
+    else:
+        acc = tl.full((BM, BN), 0.0, tl.float32)
+    return acc
+
+
+@triton.jit
+def _basis_input(x_ptr, scale_ptr, vox, c, b, C, S, mask, MAP: tl.constexpr, HAS_SCALE: tl.constexpr,
+                 F64: tl.constexpr):
+    """``(x, t)`` tiles ``(rows, channels)``: ``x`` at voxel offsets ``vox`` (of ``b·C·S + spatial``) and channels
+    ``c``, upcast to fp32/fp64; ``t = ν(x)·scale``."""
+    x = tl.load(x_ptr + vox[:, None] + c[None, :].to(tl.int64) * S, mask=mask, other=0.0)
+    if F64:
+        x = x.to(tl.float64)
+    else:
+        x = x.to(tl.float32)
+    t = _input_map(x, MAP)
+    if HAS_SCALE:
+        t = t * tl.load(scale_ptr + b[:, None] * C + c[None, :], mask=mask, other=0.0).to(t.dtype)
+    return x, t
+
+
+@triton.jit
+def _source(o, k, STRIDE: tl.constexpr, PAD: tl.constexpr, DIL: tl.constexpr, SIZE):
+    """Input index read by output index ``o`` at kernel offset ``k``, and whether it lies inside the input."""
+    i = o * STRIDE - PAD + k * DIL
+    return i, (i >= 0) & (i < SIZE)
+
+
+@triton.jit
+def _target(i, k, STRIDE: tl.constexpr, PAD: tl.constexpr, DIL: tl.constexpr, SIZE):
+    """Output index that reads input index ``i`` at kernel offset ``k``, and whether there is one."""
+    num = i + PAD - k * DIL
+    o = num // STRIDE
+    return o, (num >= 0) & (num % STRIDE == 0) & (o < SIZE)
+
+
+@triton.jit
+def kan_conv_fwd_kernel(x_ptr, w_ptr, y_ptr, scale_ptr, prm_ptr, B, C, D, H, W, Do, Ho, Wo, Cg, Og,
+                        VALUE: tl.constexpr, MAP: tl.constexpr, P: tl.constexpr, K0: tl.constexpr,
+                        HAS_SCALE: tl.constexpr, F64: tl.constexpr, PRECISION: tl.constexpr,
+                        KD: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr, SD: tl.constexpr, SH: tl.constexpr,
+                        SW: tl.constexpr, PD: tl.constexpr, PH: tl.constexpr, PW: tl.constexpr, LD: tl.constexpr,
+                        LH: tl.constexpr, LW: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BC: tl.constexpr):
+    """Program ``(i, j)``: output voxels ``i·BM …`` × output channels block ``j`` (group-major)."""
+    tiles_n = (Og + BN - 1) // BN
+    g = tl.program_id(1) // tiles_n
+    co = (tl.program_id(1) % tiles_n) * BN + tl.arange(0, BN)
+    co_ok = co < Og
+    m = tl.program_id(0).to(tl.int64) * BM + tl.arange(0, BM)
+    m_ok = m < B * Do * Ho * Wo
+    b, od, oh, ow = _split(m, Do, Ho, Wo)
+    S = D * H * W
+    acc = _acc_tile(BM, BN, F64)
+    for kpos in range(KD * KH * KW):
+        i_d, ok_d = _source(od, kpos // (KH * KW), SD, PD, LD, D)
+        i_h, ok_h = _source(oh, (kpos // KW) % KH, SH, PH, LH, H)
+        i_w, ok_w = _source(ow, kpos % KW, SW, PW, LW, W)
+        inside = m_ok & ok_d & ok_h & ok_w
+        vox = b * C * S + (i_d * H + i_h) * W + i_w
+        w_kpos = w_ptr + (g * KD * KH * KW + kpos).to(tl.int64) * P * Cg * Og
+        for c0 in range(0, Cg, BC):
+            cl = c0 + tl.arange(0, BC)
+            c_ok = cl < Cg
+            mask = inside[:, None] & c_ok[None, :]
+            x, t = _basis_input(x_ptr, scale_ptr, vox, g * Cg + cl, b, C, S, mask, MAP, HAS_SCALE, F64)
+            w_mask = c_ok[:, None] & co_ok[None, :]
+            p1 = zeros_like(t)
+            p0 = zeros_like(t)
+            for n in tl.static_range(P):
+                value, state = VALUE(t, p1, p0, n, prm_ptr, K0)
+                p0 = p1
+                p1 = state
+                value = tl.where(mask, value, 0.0)
+                w = tl.load(w_kpos + n * Cg * Og + cl[:, None] * Og + co[None, :], mask=w_mask, other=0.0)
+                acc = tl.dot(value.to(w.dtype), w, acc, input_precision=PRECISION)
+    So = Do * Ho * Wo
+    y_off = b * (C // Cg) * Og * So + (od * Ho + oh) * Wo + ow
+    y_ptrs = y_ptr + y_off[:, None] + (g * Og + co)[None, :].to(tl.int64) * So
+    tl.store(y_ptrs, acc.to(y_ptr.dtype.element_ty), mask=m_ok[:, None] & co_ok[None, :])
+
+
+@triton.jit
+def kan_conv_dx_kernel(x_ptr, w_ptr, gy_ptr, gx_ptr, scale_ptr, prm_ptr, part_ptr, B, C, D, H, W, Do, Ho, Wo, Cg,
+                       Og, ADJOINT: tl.constexpr, MAP: tl.constexpr, P: tl.constexpr, K0: tl.constexpr,
+                       NPART: tl.constexpr, HAS_SCALE: tl.constexpr, F64: tl.constexpr, PRECISION: tl.constexpr,
+                       KD: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr, SD: tl.constexpr, SH: tl.constexpr,
+                       SW: tl.constexpr, PD: tl.constexpr, PH: tl.constexpr, PW: tl.constexpr, LD: tl.constexpr,
+                       LH: tl.constexpr, LW: tl.constexpr, BM: tl.constexpr, BC: tl.constexpr, BO: tl.constexpr):
+    """Program ``(i, j)``: input voxels ``i·BM …`` × input channel block ``j`` (group-major): dL/dx of the tile."""
+    tiles_c = (Cg + BC - 1) // BC
+    g = tl.program_id(1) // tiles_c
+    cl = (tl.program_id(1) % tiles_c) * BC + tl.arange(0, BC)
+    c_ok = cl < Cg
+    m = tl.program_id(0).to(tl.int64) * BM + tl.arange(0, BM)
+    m_ok = m < B * D * H * W
+    b, i_d, i_h, i_w = _split(m, D, H, W)
+    S = D * H * W
+    So = Do * Ho * Wo
+    mask = m_ok[:, None] & c_ok[None, :]
+    vox = b * C * S + (i_d * H + i_h) * W + i_w
+    x, t = _basis_input(x_ptr, scale_ptr, vox, g * Cg + cl, b, C, S, mask, MAP, HAS_SCALE, F64)
+    gy_batch = b * (C // Cg) * Og * So
+    grad_t = zeros_like(t)
+    a1 = zeros_like(t)
+    a2 = zeros_like(t)
+    for j in tl.static_range(P):
+        n = P - 1 - j
+        grad_b = _acc_tile(BM, BC, F64)
+        for kpos in range(KD * KH * KW):
+            o_d, ok_d = _target(i_d, kpos // (KH * KW), SD, PD, LD, Do)
+            o_h, ok_h = _target(i_h, (kpos // KW) % KH, SH, PH, LH, Ho)
+            o_w, ok_w = _target(i_w, kpos % KW, SW, PW, LW, Wo)
+            ok = m_ok & ok_d & ok_h & ok_w
+            gy_off = gy_batch + (o_d * Ho + o_h) * Wo + o_w
+            w_n = w_ptr + ((g * KD * KH * KW + kpos).to(tl.int64) * P + n) * Cg * Og
+            for o0 in range(0, Og, BO):
+                co = o0 + tl.arange(0, BO)
+                co_ok = co < Og
+                gy = tl.load(gy_ptr + gy_off[:, None] + (g * Og + co)[None, :].to(tl.int64) * So,
+                             mask=ok[:, None] & co_ok[None, :], other=0.0)
+                w = tl.load(w_n + cl[None, :] * Og + co[:, None], mask=co_ok[:, None] & c_ok[None, :], other=0.0)
+                grad_b = tl.dot(gy, w, grad_b, input_precision=PRECISION)
+        part_t, adj, grad_c = ADJOINT(t, n, grad_b.to(t.dtype), a1, a2, prm_ptr, P, K0)
+        grad_t += part_t
+        a2 = a1
+        a1 = adj
+        if NPART > 0:
+            program = tl.program_id(0) * tl.num_programs(1) + tl.program_id(1)
+            tl.store(part_ptr + program * NPART + n, _tile_sum(tl.where(mask, grad_c, 0.0)))
+    scale = 1.0
+    if HAS_SCALE:
+        scale = tl.load(scale_ptr + b[:, None] * C + (g * Cg + cl)[None, :], mask=mask, other=0.0).to(t.dtype)
+    grad_x = grad_t * scale * _input_map_grad(x, MAP)
+    tl.store(gx_ptr + vox[:, None] + (g * Cg + cl)[None, :].to(tl.int64) * S, grad_x.to(gx_ptr.dtype.element_ty),
+             mask=mask)
+
+
+@triton.jit
+def kan_conv_dw_kernel(x_ptr, gy_ptr, gw_ptr, scale_ptr, prm_ptr, B, C, D, H, W, Do, Ho, Wo, Cg, Og,
+                       VALUE: tl.constexpr, MAP: tl.constexpr, P: tl.constexpr, K0: tl.constexpr,
+                       HAS_SCALE: tl.constexpr, F64: tl.constexpr, PRECISION: tl.constexpr,
+                       KD: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr, SD: tl.constexpr, SH: tl.constexpr,
+                       SW: tl.constexpr, PD: tl.constexpr, PH: tl.constexpr, PW: tl.constexpr, LD: tl.constexpr,
+                       LH: tl.constexpr, LW: tl.constexpr, BO: tl.constexpr, BC: tl.constexpr, BK: tl.constexpr):
+    """Program ``(i, j, k)``: output channel block ``i`` (group-major) × input channel block ``j`` × (kpos, n) ``k``;
+    writes ``gw[g, kpos, n, c, o]`` (fp32/fp64) reduced over every output voxel."""
+    tiles_o = (Og + BO - 1) // BO
+    g = tl.program_id(0) // tiles_o
+    co = (tl.program_id(0) % tiles_o) * BO + tl.arange(0, BO)
+    co_ok = co < Og
+    cl = tl.program_id(1) * BC + tl.arange(0, BC)
+    c_ok = cl < Cg
+    kpos = tl.program_id(2) // P
+    n = tl.program_id(2) % P
+    S = D * H * W
+    So = Do * Ho * Wo
+    acc = _acc_tile(BO, BC, F64)
+    for m0 in range(0, B * So, BK):
+        m = m0 + tl.arange(0, BK).to(tl.int64)
+        m_ok = m < B * So
+        b, od, oh, ow = _split(m, Do, Ho, Wo)
+        i_d, ok_d = _source(od, kpos // (KH * KW), SD, PD, LD, D)
+        i_h, ok_h = _source(oh, (kpos // KW) % KH, SH, PH, LH, H)
+        i_w, ok_w = _source(ow, kpos % KW, SW, PW, LW, W)
+        mask = (m_ok & ok_d & ok_h & ok_w)[:, None] & c_ok[None, :]
+        vox = b * C * S + (i_d * H + i_h) * W + i_w
+        x, t = _basis_input(x_ptr, scale_ptr, vox, g * Cg + cl, b, C, S, mask, MAP, HAS_SCALE, F64)
+        p1 = zeros_like(t)
+        p0 = zeros_like(t)
+        basis = zeros_like(t)
+        for j in tl.static_range(P):
+            value, state = VALUE(t, p1, p0, j, prm_ptr, K0)
+            p0 = p1
+            p1 = state
+            basis = tl.where(n == j, value, basis)
+        basis = tl.where(mask, basis, 0.0)
+        gy_off = b * (C // Cg) * Og * So + (od * Ho + oh) * Wo + ow
+        gy = tl.load(gy_ptr + gy_off[None, :] + (g * Og + co)[:, None].to(tl.int64) * So,
+                     mask=co_ok[:, None] & m_ok[None, :], other=0.0)
+        acc = tl.dot(gy, basis.to(gy.dtype), acc, input_precision=PRECISION)
+    gw = gw_ptr + ((g * KD * KH * KW + kpos).to(tl.int64) * P + n) * Cg * Og
+    tl.store(gw + cl[None, :] * Og + co[:, None], acc, mask=co_ok[:, None] & c_ok[None, :])
