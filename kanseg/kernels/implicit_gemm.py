@@ -83,14 +83,26 @@ class ImplicitGemmPlan:
         return "tf32" if tf32 else "ieee"
 
 
-def _weight_tiles(weight: torch.Tensor, groups: int, P: int, dtype: torch.dtype) -> torch.Tensor:
-    """``(C_out, Cg·P, *k) -> (G, KV, P, Cg, Og)`` contiguous in ``dtype``."""
+def _weight_split(weight: torch.Tensor, groups: int, P: int) -> torch.Tensor:
+    """``(C_out, Cg·P, *k) -> (G, Og, Cg, P, KV)`` view."""
     c_out, cgp = weight.shape[:2]
-    return weight.to(dtype).reshape(groups, c_out // groups, cgp // P, P, -1).permute(0, 4, 3, 2, 1).contiguous()
+    return weight.reshape(groups, c_out // groups, cgp // P, P, -1)
 
 
-def _weight_from_tiles(tiles: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    return tiles.permute(0, 4, 3, 2, 1).reshape(like.shape).to(like.dtype)
+def _forward_tiles(weight: torch.Tensor, groups: int, P: int, dtype: torch.dtype) -> torch.Tensor:
+    """The forward kernel's weight: ``(G, KV, P, Cg, Og)`` contiguous in ``dtype``."""
+    return _weight_split(weight.to(dtype), groups, P).permute(0, 4, 3, 2, 1).contiguous()
+
+
+def _input_grad_tiles(weight: torch.Tensor, groups: int, P: int, PP: int, dtype: torch.dtype) -> torch.Tensor:
+    """The input-gradient kernel's weight: ``(G, KV, Og, Cg, PP)`` contiguous in ``dtype``, zero for n >= P."""
+    split = _weight_split(weight.to(dtype), groups, P).permute(0, 4, 1, 2, 3)
+    return torch.nn.functional.pad(split, (0, PP - P)).contiguous()
+
+
+def _weight_from_grad_tiles(tiles: torch.Tensor, like: torch.Tensor, P: int) -> torch.Tensor:
+    """``(G, KV, Cg, PP, Og)`` (the weight-gradient kernel's output) back to ``like``'s shape and dtype."""
+    return tiles[:, :, :, :P].permute(0, 4, 2, 3, 1).reshape(like.shape).to(like.dtype)
 
 
 def _common(plan: ImplicitGemmPlan, t: torch.Tensor, weight: torch.Tensor, scale, prm) -> tuple[dict, list]:
@@ -117,7 +129,7 @@ def conv_forward(plan: ImplicitGemmPlan, t: torch.Tensor, weight: torch.Tensor, 
     out_shape = (B, groups * Og, *out_size[3 - (t.dim() - 2):])
     if y.numel() == 0 or x.numel() == 0:
         return y.zero_().reshape(out_shape)
-    w = _weight_tiles(weight, groups, consts["P"], plan.conv_dtype)
+    w = _forward_tiles(weight, groups, consts["P"], plan.conv_dtype)
     gpu = t.is_cuda
     bm, bn, bc = (64 if gpu else _pow2(y[:, 0].numel(), 16, 256)), _pow2(Og, 16, 128), _pow2(Cg, 16, 32)
     grid = (triton.cdiv(y[:, 0].numel(), bm), groups * triton.cdiv(Og, bn))
@@ -140,10 +152,11 @@ def conv_input_grad(plan: ImplicitGemmPlan, t: torch.Tensor, weight: torch.Tenso
                        dtype=torch.float64 if consts["F64"] else torch.float32)
     if x.numel() == 0:
         return grad_x.reshape(t.shape), part
-    w = _weight_tiles(weight, groups, consts["P"], plan.conv_dtype)
+    pp = triton.next_power_of_2(consts["P"])
+    w = _input_grad_tiles(weight, groups, consts["P"], pp, plan.conv_dtype)
     _, adjoint = stage2_functions(plan.spec)
     kan_conv_dx_kernel[grid](x, w, _volume(grad_y.to(plan.conv_dtype)), grad_x, flat_scale, prm, part, *sizes,
-                             ADJOINT=adjoint, NPART=npart, BM=bm, BC=bc, BO=bo, **consts)
+                             ADJOINT=adjoint, PP=pp, NPART=npart, BM=bm, BC=bc, BO=bo, **consts)
     return grad_x.reshape(t.shape), part
 
 
@@ -153,18 +166,19 @@ def conv_weight_grad(plan: ImplicitGemmPlan, t: torch.Tensor, weight: torch.Tens
     consts, (x, flat_scale, sizes, _) = _common(plan, t, weight, scale, prm)
     B, C, *_, Cg, Og = sizes
     groups, P = plan.geometry.groups, consts["P"]
-    kv = weight[0, 0].numel()
-    tiles = torch.zeros(groups, kv, P, Cg, Og, device=t.device,
+    kv, pp = weight[0, 0].numel(), triton.next_power_of_2(P)
+    tiles = torch.zeros(groups, kv, Cg, pp, Og, device=t.device,
                         dtype=torch.float64 if consts["F64"] else torch.float32)
     gy = _volume(grad_y.to(plan.conv_dtype))
     if gy.numel() == 0 or x.numel() == 0:
-        return _weight_from_tiles(tiles, weight)
+        return _weight_from_grad_tiles(tiles, weight, P)
     gpu = t.is_cuda
     bo, bc, bk = _pow2(Og, 16, 64), _pow2(Cg, 16, 64), (64 if gpu else _pow2(gy[:, 0].numel(), 16, 512))
-    grid = (groups * triton.cdiv(Og, bo), triton.cdiv(Cg, bc), kv * P)
+    grid = (groups * triton.cdiv(Og, bo), triton.cdiv(Cg, bc), kv)
     value, _ = stage2_functions(plan.spec)
-    kan_conv_dw_kernel[grid](x, gy, tiles, flat_scale, prm, *sizes, VALUE=value, BO=bo, BC=bc, BK=bk, **consts)
-    return _weight_from_tiles(tiles, weight)
+    kan_conv_dw_kernel[grid](x, gy, tiles, flat_scale, prm, *sizes, VALUE=value, PP=pp, BO=bo, BC=bc, BK=bk,
+                             **consts)
+    return _weight_from_grad_tiles(tiles, weight, P)
 
 
 class ImplicitGemmConv(torch.autograd.Function):

@@ -20,7 +20,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from kanseg.kernels.triton_expand import _add, _input_map, _input_map_grad, zeros_like
+from kanseg.kernels.triton_expand import _input_map, _input_map_grad, zeros_like
 
 
 @triton.jit
@@ -33,9 +33,16 @@ def _split(m, D, H, W):
     return r // D, r % D, h, w
 
 
+# tl.sum is a @jit function of triton.language (unusable in the interpreter when triton was imported first, see
+# triton_expand); reducing with its combine function is the same op, and the interpreter runs it with numpy.
+@triton.jit
+def _sum(x, axis: tl.constexpr):
+    return tl.reduce(x, axis, tl.standard._sum_combine)
+
+
 @triton.jit
 def _tile_sum(x):
-    return tl.reduce(tl.reduce(x, 1, _add), 0, _add)
+    return _sum(_sum(x, 1), 0)
 
 
 @triton.jit
@@ -125,46 +132,58 @@ def kan_conv_fwd_kernel(x_ptr, w_ptr, y_ptr, scale_ptr, prm_ptr, B, C, D, H, W, 
 
 @triton.jit
 def kan_conv_dx_kernel(x_ptr, w_ptr, gy_ptr, gx_ptr, scale_ptr, prm_ptr, part_ptr, B, C, D, H, W, Do, Ho, Wo, Cg,
-                       Og, ADJOINT: tl.constexpr, MAP: tl.constexpr, P: tl.constexpr, K0: tl.constexpr,
-                       NPART: tl.constexpr, HAS_SCALE: tl.constexpr, F64: tl.constexpr, PRECISION: tl.constexpr,
-                       KD: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr, SD: tl.constexpr, SH: tl.constexpr,
-                       SW: tl.constexpr, PD: tl.constexpr, PH: tl.constexpr, PW: tl.constexpr, LD: tl.constexpr,
-                       LH: tl.constexpr, LW: tl.constexpr, BM: tl.constexpr, BC: tl.constexpr, BO: tl.constexpr):
-    """Program ``(i, j)``: input voxels ``i·BM …`` × input channel block ``j`` (group-major): dL/dx of the tile."""
+                       Og, ADJOINT: tl.constexpr, MAP: tl.constexpr, P: tl.constexpr, PP: tl.constexpr,
+                       K0: tl.constexpr, NPART: tl.constexpr, HAS_SCALE: tl.constexpr, F64: tl.constexpr,
+                       PRECISION: tl.constexpr, KD: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr,
+                       SD: tl.constexpr, SH: tl.constexpr, SW: tl.constexpr, PD: tl.constexpr, PH: tl.constexpr,
+                       PW: tl.constexpr, LD: tl.constexpr, LH: tl.constexpr, LW: tl.constexpr, BM: tl.constexpr,
+                       BC: tl.constexpr, BO: tl.constexpr):
+    """Program ``(i, j)``: input voxels ``i·BM …`` × input channel block ``j`` (group-major): dL/dx of the tile.
+
+    ``w_ptr``: the weight as ``(G, KV, Og, Cg, PP)`` (``PP`` = P rounded up to a power of two, zero-padded), so one
+    ``tl.dot`` per (kpos, output block) gives dL/dB_n for every n at once: a ``(BM, BC·PP)`` accumulator.
+    """
     tiles_c = (Cg + BC - 1) // BC
     g = tl.program_id(1) // tiles_c
-    cl = (tl.program_id(1) % tiles_c) * BC + tl.arange(0, BC)
+    c0 = (tl.program_id(1) % tiles_c) * BC
+    cl = c0 + tl.arange(0, BC)
     c_ok = cl < Cg
+    cols = c0 * PP + tl.arange(0, BC * PP)                       # (c, n) pairs, c-major
+    cols_ok = cols < Cg * PP
     m = tl.program_id(0).to(tl.int64) * BM + tl.arange(0, BM)
     m_ok = m < B * D * H * W
     b, i_d, i_h, i_w = _split(m, D, H, W)
     S = D * H * W
     So = Do * Ho * Wo
+    gy_batch = b * (C // Cg) * Og * So
+    grad_b = _acc_tile(BM, BC * PP, F64)
+    for kpos in range(KD * KH * KW):
+        o_d, ok_d = _target(i_d, kpos // (KH * KW), SD, PD, LD, Do)
+        o_h, ok_h = _target(i_h, (kpos // KW) % KH, SH, PH, LH, Ho)
+        o_w, ok_w = _target(i_w, kpos % KW, SW, PW, LW, Wo)
+        ok = m_ok & ok_d & ok_h & ok_w
+        gy_off = gy_batch + (o_d * Ho + o_h) * Wo + o_w
+        w_kpos = w_ptr + (g * KD * KH * KW + kpos).to(tl.int64) * Og * Cg * PP
+        for o0 in range(0, Og, BO):
+            co = o0 + tl.arange(0, BO)
+            co_ok = co < Og
+            gy = tl.load(gy_ptr + gy_off[:, None] + (g * Og + co)[None, :].to(tl.int64) * So,
+                         mask=ok[:, None] & co_ok[None, :], other=0.0)
+            w = tl.load(w_kpos + co[:, None] * Cg * PP + cols[None, :], mask=co_ok[:, None] & cols_ok[None, :],
+                        other=0.0)
+            grad_b = tl.dot(gy, w, grad_b, input_precision=PRECISION)
+    grad_b = tl.reshape(grad_b, (BM, BC, PP))
+    basis_index = tl.arange(0, PP)[None, None, :]
     mask = m_ok[:, None] & c_ok[None, :]
     vox = b * C * S + (i_d * H + i_h) * W + i_w
     x, t = _basis_input(x_ptr, scale_ptr, vox, g * Cg + cl, b, C, S, mask, MAP, HAS_SCALE, F64)
-    gy_batch = b * (C // Cg) * Og * So
     grad_t = zeros_like(t)
     a1 = zeros_like(t)
     a2 = zeros_like(t)
     for j in tl.static_range(P):
         n = P - 1 - j
-        grad_b = _acc_tile(BM, BC, F64)
-        for kpos in range(KD * KH * KW):
-            o_d, ok_d = _target(i_d, kpos // (KH * KW), SD, PD, LD, Do)
-            o_h, ok_h = _target(i_h, (kpos // KW) % KH, SH, PH, LH, Ho)
-            o_w, ok_w = _target(i_w, kpos % KW, SW, PW, LW, Wo)
-            ok = m_ok & ok_d & ok_h & ok_w
-            gy_off = gy_batch + (o_d * Ho + o_h) * Wo + o_w
-            w_n = w_ptr + ((g * KD * KH * KW + kpos).to(tl.int64) * P + n) * Cg * Og
-            for o0 in range(0, Og, BO):
-                co = o0 + tl.arange(0, BO)
-                co_ok = co < Og
-                gy = tl.load(gy_ptr + gy_off[:, None] + (g * Og + co)[None, :].to(tl.int64) * So,
-                             mask=ok[:, None] & co_ok[None, :], other=0.0)
-                w = tl.load(w_n + cl[None, :] * Og + co[:, None], mask=co_ok[:, None] & c_ok[None, :], other=0.0)
-                grad_b = tl.dot(gy, w, grad_b, input_precision=PRECISION)
-        part_t, adj, grad_c = ADJOINT(t, n, grad_b.to(t.dtype), a1, a2, prm_ptr, P, K0)
+        grad_n = _sum(tl.where(basis_index == n, grad_b, 0.0), 2).to(t.dtype)
+        part_t, adj, grad_c = ADJOINT(t, n, grad_n, a1, a2, prm_ptr, P, K0)
         grad_t += part_t
         a2 = a1
         a1 = adj
@@ -181,24 +200,26 @@ def kan_conv_dx_kernel(x_ptr, w_ptr, gy_ptr, gx_ptr, scale_ptr, prm_ptr, part_pt
 
 @triton.jit
 def kan_conv_dw_kernel(x_ptr, gy_ptr, gw_ptr, scale_ptr, prm_ptr, B, C, D, H, W, Do, Ho, Wo, Cg, Og,
-                       VALUE: tl.constexpr, MAP: tl.constexpr, P: tl.constexpr, K0: tl.constexpr,
+                       VALUE: tl.constexpr, MAP: tl.constexpr, P: tl.constexpr, PP: tl.constexpr, K0: tl.constexpr,
                        HAS_SCALE: tl.constexpr, F64: tl.constexpr, PRECISION: tl.constexpr,
                        KD: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr, SD: tl.constexpr, SH: tl.constexpr,
                        SW: tl.constexpr, PD: tl.constexpr, PH: tl.constexpr, PW: tl.constexpr, LD: tl.constexpr,
                        LH: tl.constexpr, LW: tl.constexpr, BO: tl.constexpr, BC: tl.constexpr, BK: tl.constexpr):
-    """Program ``(i, j, k)``: output channel block ``i`` (group-major) × input channel block ``j`` × (kpos, n) ``k``;
-    writes ``gw[g, kpos, n, c, o]`` (fp32/fp64) reduced over every output voxel."""
+    """Program ``(i, j, k)``: output channel block ``i`` (group-major) × input channel block ``j`` × kpos ``k``;
+    writes ``gw[g, kpos, c, n, o]`` (``(G, KV, Cg, PP, Og)``, fp32/fp64, n < P) reduced over every output voxel.
+    The B operand is the ``(BK, BC·PP)`` tile of every basis function of the channel block."""
     tiles_o = (Og + BO - 1) // BO
     g = tl.program_id(0) // tiles_o
     co = (tl.program_id(0) % tiles_o) * BO + tl.arange(0, BO)
     co_ok = co < Og
-    cl = tl.program_id(1) * BC + tl.arange(0, BC)
+    c0 = tl.program_id(1) * BC
+    cl = c0 + tl.arange(0, BC)
     c_ok = cl < Cg
-    kpos = tl.program_id(2) // P
-    n = tl.program_id(2) % P
+    kpos = tl.program_id(2)
+    basis_index = tl.arange(0, PP)[None, None, :]
     S = D * H * W
     So = Do * Ho * Wo
-    acc = _acc_tile(BO, BC, F64)
+    acc = _acc_tile(BO, BC * PP, F64)
     for m0 in range(0, B * So, BK):
         m = m0 + tl.arange(0, BK).to(tl.int64)
         m_ok = m < B * So
@@ -211,16 +232,17 @@ def kan_conv_dw_kernel(x_ptr, gy_ptr, gw_ptr, scale_ptr, prm_ptr, B, C, D, H, W,
         x, t = _basis_input(x_ptr, scale_ptr, vox, g * Cg + cl, b, C, S, mask, MAP, HAS_SCALE, F64)
         p1 = zeros_like(t)
         p0 = zeros_like(t)
-        basis = zeros_like(t)
+        basis = tl.full((BK, BC, PP), 0.0, t.dtype)
         for j in tl.static_range(P):
             value, state = VALUE(t, p1, p0, j, prm_ptr, K0)
             p0 = p1
             p1 = state
-            basis = tl.where(n == j, value, basis)
-        basis = tl.where(mask, basis, 0.0)
+            basis = tl.where(basis_index == j, tl.where(mask, value, 0.0)[:, :, None], basis)
         gy_off = b * (C // Cg) * Og * So + (od * Ho + oh) * Wo + ow
         gy = tl.load(gy_ptr + gy_off[None, :] + (g * Og + co)[:, None].to(tl.int64) * So,
                      mask=co_ok[:, None] & m_ok[None, :], other=0.0)
-        acc = tl.dot(gy, basis.to(gy.dtype), acc, input_precision=PRECISION)
-    gw = gw_ptr + ((g * KD * KH * KW + kpos).to(tl.int64) * P + n) * Cg * Og
-    tl.store(gw + cl[None, :] * Og + co[:, None], acc, mask=co_ok[:, None] & c_ok[None, :])
+        acc = tl.dot(gy, tl.reshape(basis, (BK, BC * PP)).to(gy.dtype), acc, input_precision=PRECISION)
+    cols = c0 * PP + tl.arange(0, BC * PP)
+    cols_ok = (cols < Cg * PP) & (cols % PP < P)
+    gw = gw_ptr + (g * KD * KH * KW + kpos).to(tl.int64) * Cg * PP * Og
+    tl.store(gw + cols[None, :] * Og + co[:, None], acc, mask=co_ok[:, None] & cols_ok[None, :])
