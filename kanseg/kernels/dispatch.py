@@ -8,11 +8,15 @@
 - ``auto`` (default): like ``fused``, except for CPU tensors when no gradient is recorded (the eager forward does
   the same work) and while ``torch.compile`` traces (it fuses the eager graph itself).
 
+On CUDA, the families in :data:`STAGE2_FAMILIES` take the implicit-GEMM conv (stage 2, backend ``implicit_gemm``)
+instead of expand + cuDNN where the measured table (:mod:`kanseg.kernels.stage2_table`) says it is faster.
+
 This module never imports ``kanseg.kan``: the layer passes its family module, convs and dropout in.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 
@@ -21,10 +25,11 @@ from torch import nn
 
 from kanseg.errors import KansegError
 from kanseg.kernels.expand_conv import ConvGeometry, ExpandConv, ExpandConvPlan, TorchExpander
+from kanseg.kernels.stage2_table import STAGE2_FAMILIES, LayerShape, choose_stage2
 
 ENV_VAR = "KANSEG_KERNELS"
 MODES = ("eager", "fused", "auto")
-BACKENDS = ("torch", "triton")
+BACKENDS = ("torch", "triton", "implicit_gemm")
 #: families with Triton expansion kernels (``kanseg.kernels.triton_families`` registers exactly these).
 TRITON_FAMILIES = ("bernstein", "chebyshev", "gram", "jacobi", "legendre", "rbf", "relu")
 
@@ -56,6 +61,24 @@ def triton_available() -> bool:
 def select_backend(z: torch.Tensor, family_name: str) -> str:
     """``"triton"`` for CUDA tensors of a family with kernels (and triton installed), else ``"torch"``."""
     return "triton" if z.is_cuda and family_name in TRITON_FAMILIES and triton_available() else "torch"
+
+
+# --- stage 2 (implicit GEMM): chosen per layer shape from the measured table --------------------------------------
+@functools.lru_cache(maxsize=None)
+def _gpu_name(index: int) -> str:
+    return torch.cuda.get_device_name(index)
+
+
+def stage2_chosen(z: torch.Tensor, family_name: str, conv: nn.Module, conv_dtype: torch.dtype) -> bool:
+    """Whether the ``triton`` backend should run this layer as an implicit GEMM (stage 2), by the measured table."""
+    if not z.is_cuda or family_name not in STAGE2_FAMILIES:
+        return False
+    geometry = ConvGeometry.of(conv)
+    shape = LayerShape(family_name, z.dim() - 2, str(conv_dtype).removeprefix("torch."), z.shape[1],
+                       conv.weight.shape[0], tuple(conv.weight.shape[2:]), geometry.stride, geometry.dilation,
+                       geometry.groups, z.numel() // z.shape[1])
+    return choose_stage2(shape, _gpu_name(z.device.index or 0))
+# --- end stage 2 -----------------------------------------------------------------------------------------------------
 
 
 def conv_compute_dtype(z: torch.Tensor) -> torch.dtype:
@@ -100,18 +123,29 @@ def basis_conv(z: torch.Tensor, family: nn.Module, conv: nn.Module, dropout: nn.
         conv: the layer's basis conv (an ``nn.ConvNd`` without bias, or ``nn.Sequential`` whose first conv runs over
             the expanded tensor and whose rest is applied to its output).
         dropout: the layer's channel dropout module or ``None``.
-        backend: ``"torch"`` or ``"triton"``; ``None`` picks by device (:func:`select_backend`).
+        backend: ``"torch"``, ``"triton"`` (stage 1) or ``"implicit_gemm"`` (stage 2, families in
+            :data:`STAGE2_FAMILIES`); ``None`` picks by device (:func:`select_backend`) and, for ``triton``, by the
+            measured stage-2 table (:func:`stage2_chosen`).
     """
     first, rest = _split_basis_conv(conv)
     geometry = ConvGeometry.of(first)
     if geometry is None:
         raise ValueError(f"fused basis conv needs a bias-free, zero-padded nn.ConvNd, got {first!r}")
-    backend = select_backend(z, family.name) if backend is None else backend
+    auto = backend is None
+    backend = select_backend(z, family.name) if auto else backend
     if backend not in BACKENDS:
         raise ValueError(f"unknown kernel backend {backend!r}; valid: {', '.join(BACKENDS)}")
     names = [n for n, _ in family.named_parameters()]
     params = [p for _, p in family.named_parameters()]
     conv_dtype = conv_compute_dtype(z)
+    if auto and backend == "triton" and stage2_chosen(z, family.name, first, conv_dtype):
+        backend = "implicit_gemm"
+    if backend == "implicit_gemm":  # stage 2: the expanded tensor never exists
+        from kanseg.kernels.implicit_gemm import ImplicitGemmConv, ImplicitGemmPlan  # imports triton only here
+        from kanseg.kernels.triton_expander import TritonExpander
+        plan = ImplicitGemmPlan(TritonExpander(family, names, conv_dtype), geometry, conv_dtype)
+        y = ImplicitGemmConv.apply(z, first.weight, dropout_scale(dropout, z), plan, *params)
+        return rest(y) if rest is not None else y
     if backend == "triton":
         from kanseg.kernels.triton_expander import TritonExpander  # imports triton only here
         expander = TritonExpander(family, names, conv_dtype)

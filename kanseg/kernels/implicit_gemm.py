@@ -5,7 +5,7 @@ then cuDNN), the expanded tensor never exists: the kernels of :mod:`kanseg.kerne
 the basis while loading GEMM operands, in forward and in both backward GEMMs. Saved for backward: ``z``, the weight,
 the dropout scale and the family's parameters (as stage 1). Families: :data:`STAGE2_FAMILIES`.
 
-    >>> y = implicit_gemm_basis_conv(z, layer.basis, layer.basis_conv)          # CUDA, or CPU with TRITON_INTERPRET=1
+    >>> y = kanseg.kernels.basis_conv(z, layer.basis, layer.basis_conv, backend="implicit_gemm")
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 import torch
 import triton
-from torch import nn
 from torch.autograd.function import once_differentiable
 
 from kanseg.kernels.expand_conv import ConvGeometry
@@ -218,19 +217,3 @@ class ImplicitGemmConv(torch.autograd.Function):
             grad_z = grad_z.to(z.dtype)
         return (grad_z, grad_w, None, None, *grad_params)
 
-
-def implicit_gemm_basis_conv(z: torch.Tensor, family: nn.Module, conv: nn.Module,
-                             scale: torch.Tensor | None = None, conv_dtype: torch.dtype | None = None) -> torch.Tensor:
-    """``conv(B(ν(z)))`` by :class:`ImplicitGemmConv`: ``(B, C, *S) -> (B, C_out, *S')``.
-
-    ``conv`` is the bias-free, zero-padded ``nn.ConvNd`` over the expanded channels; ``scale`` the dropout scale.
-    """
-    geometry = ConvGeometry.of(conv)
-    if geometry is None:
-        raise ValueError(f"implicit-GEMM basis conv needs a bias-free, zero-padded nn.ConvNd, got {conv!r}")
-    names = [n for n, _ in family.named_parameters()]
-    params = [p for _, p in family.named_parameters()]
-    conv_dtype = conv_dtype or z.dtype
-    plan = ImplicitGemmPlan(TritonExpander(family, names, conv_dtype), geometry, conv_dtype)
-    stage2_functions(plan.spec)  # unsupported family: ValueError listing the valid ones
-    return ImplicitGemmConv.apply(z, conv.weight, scale, plan, *params)

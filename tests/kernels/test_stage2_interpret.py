@@ -1,0 +1,177 @@
+"""Implicit-GEMM KAN conv (stage 2) under ``TRITON_INTERPRET=1``: values and all gradients equal the eager reference.
+
+Gradients checked: input, conv weight and the family's parameters (Gram's β through the kernels' coefficient
+partials). Cases cover 1D/2D/3D, odd sizes, stride 2, dilation 2, padding edges, groups > 1, several channel blocks.
+The interpreter must be on before the kernel modules are decorated (see ``test_triton_interpret.py``).
+"""
+
+import os
+import sys
+
+import pytest
+import torch
+
+os.environ.setdefault("TRITON_INTERPRET", "1")
+pytest.importorskip("triton")
+if "kanseg.kernels.triton_expand" in sys.modules and os.environ.get("TRITON_INTERPRET") != "1":
+    pytest.skip("Triton kernels already loaded without the interpreter", allow_module_level=True)
+
+from kanseg import kernels  # noqa: E402
+from kanseg.kan import create_kan_conv  # noqa: E402
+from kanseg.kernels.implicit_gemm_basis import STAGE2_BASES  # noqa: E402
+
+if os.environ.get("TRITON_INTERPRET") != "1" and not torch.cuda.is_available():
+    pytest.skip("no GPU and the Triton interpreter is off", allow_module_level=True)
+DEVICE = "cuda" if os.environ.get("TRITON_INTERPRET") != "1" else "cpu"
+
+
+def test_stage2_families_match_kernels():
+    assert sorted(STAGE2_BASES) == sorted(kernels.STAGE2_FAMILIES)
+    assert set(kernels.STAGE2_FAMILIES) <= set(kernels.TRITON_FAMILIES)
+
+
+def test_unsupported_family_lists_valid_ones():
+    layer = create_kan_conv("relu", 2, 2, 2, 3).to(DEVICE)
+    x = torch.randn(1, 2, 5, 5, device=DEVICE)
+    with pytest.raises(ValueError, match="valid: chebyshev, gram, jacobi, legendre, rbf"):
+        kernels.basis_conv(x, layer.basis, layer.basis_conv, backend="implicit_gemm")
+
+
+def _x(nd, c, size, dtype, b=2, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(b, c, *size[:nd], generator=g, dtype=dtype).to(DEVICE)
+
+
+def _branch(layer, x, backend):
+    """Basis-branch output and gradients (input, every parameter); ``backend=None`` is the eager reference."""
+    layer.zero_grad(set_to_none=True)
+    x = x.detach().clone().requires_grad_()
+    if backend is None:
+        y = layer.basis_conv(layer.expand(x))
+    else:
+        y = kernels.basis_conv(x, layer.basis, layer.basis_conv, layer.dropout, backend=backend)
+    y.backward(torch.randn(y.shape, generator=torch.Generator().manual_seed(1), dtype=y.dtype).to(y.device))
+    grads = [x.grad] + [p.grad if p.grad is not None else torch.zeros_like(p) for p in layer.parameters()]
+    return y.detach(), grads
+
+
+def _assert_same(layer, x, rtol, atol):
+    y_ref, g_ref = _branch(layer, x, None)
+    y, g = _branch(layer, x, "implicit_gemm")
+    assert y.shape == y_ref.shape and y.dtype == y_ref.dtype
+    torch.testing.assert_close(y, y_ref, rtol=rtol, atol=atol)
+    names = ["input"] + [n for n, _ in layer.named_parameters()]
+    for name, a, b in zip(names, g, g_ref):
+        assert b.abs().sum() > 0 or "base" in name, name  # every checked gradient is non-trivial
+        torch.testing.assert_close(a, b, rtol=rtol, atol=atol, msg=lambda m: f"{name}: {m}")
+
+
+CASES = [  # (family, nd, c_in, c_out, kernel, groups, stride, padding, dilation, size)
+    ("gram", 2, 4, 6, 3, 2, 2, 1, 1, (9, 7)),           # stride 2, groups, odd sizes
+    ("gram", 3, 4, 4, 3, 1, 1, 2, 2, (6, 5, 5)),        # dilation 2, padding 2 (edges in every direction)
+    ("chebyshev", 3, 4, 6, 3, 2, 2, 1, 1, (5, 7, 6)),
+    ("legendre", 2, 4, 6, 3, 1, 1, 2, 2, (11, 9)),
+    ("jacobi", 3, 4, 6, 3, 2, 1, 0, 1, (5, 5, 7)),      # no padding
+    ("rbf", 2, 4, 6, 3, 2, 1, 1, 1, (7, 5)),
+    ("rbf", 3, 2, 4, 3, 1, 2, 1, 2, (7, 5, 6)),         # stride 2 and dilation 2 together
+    ("gram", 1, 4, 6, 3, 2, 2, 1, 1, (13,)),
+    ("chebyshev", 2, 36, 72, 3, 1, 1, 1, 1, (5, 4)),    # several channel blocks (input and output)
+    ("legendre", 2, 6, 3, 5, 3, 1, 2, 1, (6, 7)),       # 5×5 kernel, 3 groups of 2 → 1
+    ("jacobi", 2, 4, 4, 1, 1, 2, 0, 1, (6, 5)),         # 1×1, stride 2
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: "{}-{}d-{}to{}-k{}-g{}-s{}-p{}-d{}".format(*c[:9]))
+def test_stage2_equals_eager_fp64(case):
+    family, nd, c_in, c_out, k, groups, stride, padding, dilation, size = case
+    torch.manual_seed(0)
+    layer = create_kan_conv(family, nd, c_in, c_out, k, stride=stride, padding=padding, dilation=dilation,
+                            groups=groups).double().to(DEVICE)
+    _assert_same(layer, _x(nd, c_in, size, torch.float64), rtol=1e-9, atol=1e-11)
+
+
+@pytest.mark.parametrize("family", sorted(STAGE2_BASES))
+def test_stage2_equals_eager_fp32_noncontiguous(family):
+    """fp32 operands and fp32 ``tl.dot``; a non-contiguous input (every other channel, first row dropped)."""
+    torch.manual_seed(0)
+    layer = create_kan_conv(family, 2, 4, 6, 3, stride=2, padding=1, groups=2).to(DEVICE)
+    x = _x(2, 8, (10, 8), torch.float32)[:, ::2, 1:]
+    assert not x.is_contiguous()
+    _assert_same(layer, x, rtol=2e-4, atol=2e-5)
+
+
+def test_dropout_scale_in_stage2():
+    layer = create_kan_conv("gram", 2, 4, 4, 3, padding=1, dropout=0.5).double().train().to(DEVICE)
+    x = _x(2, 4, (6, 5), torch.float64)
+    torch.manual_seed(7)
+    y_ref, g_ref = _branch(layer, x, None)
+    torch.manual_seed(7)
+    y, g = _branch(layer, x, "implicit_gemm")
+    assert (y_ref == 0).sum() < y_ref.numel()
+    torch.testing.assert_close(y, y_ref, rtol=1e-10, atol=1e-12)
+    for a, b in zip(g, g_ref):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11)
+
+
+def test_stage2_is_deterministic():
+    layer = create_kan_conv("gram", 2, 4, 4, 3, padding=1).to(DEVICE)
+    x = _x(2, 4, (17, 18), torch.float32)
+    first, second = _branch(layer, x, "implicit_gemm"), _branch(layer, x, "implicit_gemm")
+    assert torch.equal(first[0], second[0])
+    for a, b in zip(first[1], second[1]):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("family", ["gram", "rbf"])
+def test_stage2_saves_only_input_and_parameters(family):
+    layer = create_kan_conv(family, 3, 4, 4, 3, padding=1).to(DEVICE)
+    x = _x(3, 4, (5, 4, 3), torch.float32).requires_grad_()
+    saved = {}
+
+    def pack(t):
+        saved[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        kernels.basis_conv(x, layer.basis, layer.basis_conv, backend="implicit_gemm")
+    expected = x.numel() * 4 + sum(p.numel() * 4 for p in (*layer.basis.parameters(), layer.basis_conv.weight))
+    assert sum(saved.values()) == expected
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_low_precision_operands(dtype):
+    """fp16 / bf16 layers: basis math in fp32, operands in the conv dtype, fp32 accumulation; output in that dtype.
+    The interpreter's bf16 ``tl.dot`` gives wrong results (triton 3.8): bf16 values are compared on a GPU only."""
+    layer = create_kan_conv("chebyshev", 2, 4, 4, 3, padding=1).to(DEVICE).to(dtype)
+    x = _x(2, 4, (6, 5), dtype)
+    y_ref = layer.basis_conv(layer.expand(x))
+    y = kernels.basis_conv(x, layer.basis, layer.basis_conv, backend="implicit_gemm")
+    assert y.dtype == dtype and y.shape == y_ref.shape
+    if dtype == torch.float16 or DEVICE == "cuda":
+        torch.testing.assert_close(y.float(), y_ref.float(), rtol=2e-2, atol=2e-2)
+
+
+@pytest.mark.parametrize("family", ["gram", "legendre"])
+def test_gradcheck_stage2(family):
+    layer = create_kan_conv(family, 2, 2, 2, 3, padding=1, stride=2).double().to(DEVICE)
+    names = [n for n, p in layer.basis.named_parameters() if p.requires_grad]
+    params = [p.detach().clone().requires_grad_() for n, p in layer.basis.named_parameters() if p.requires_grad]
+    weight = layer.basis_conv.weight.detach().clone().requires_grad_()
+    x = _x(2, 2, (5, 4), torch.float64, b=1).requires_grad_()
+
+    def fn(x, weight, *ps):
+        swap = {f"basis.{n}": p for n, p in zip(names, ps)}
+        swap["basis_conv.weight"] = weight
+        return torch.func.functional_call(_Stage2Branch(layer), {f"layer.{k}": v for k, v in swap.items()}, (x,),
+                                          strict=False)
+
+    assert torch.autograd.gradcheck(fn, (x, weight, *params), eps=1e-6, atol=1e-6, fast_mode=True)
+
+
+class _Stage2Branch(torch.nn.Module):
+    def __init__(self, layer):
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, x):
+        return kernels.basis_conv(x, self.layer.basis, self.layer.basis_conv, backend="implicit_gemm")
