@@ -82,6 +82,12 @@ class ImplicitGemmPlan:
         return "tf32" if tf32 else "ieee"
 
 
+def _column_block(Cg: int, pp: int, gpu: bool) -> int:
+    """Channels per program of the backward kernels, whose dot operand has ``channels · PP`` columns (16 … 128 on
+    a GPU, up to 256 in the interpreter where fewer, larger programs are faster)."""
+    return _pow2(Cg, max(1, 16 // pp), max(1, (128 if gpu else 256) // pp))
+
+
 def _weight_split(weight: torch.Tensor, groups: int, P: int) -> torch.Tensor:
     """``(C_out, Cg·P, *k) -> (G, Og, Cg, P, KV)`` view."""
     c_out, cgp = weight.shape[:2]
@@ -145,13 +151,13 @@ def conv_input_grad(plan: ImplicitGemmPlan, t: torch.Tensor, weight: torch.Tenso
     groups, npart = plan.geometry.groups, plan.spec.npart
     grad_x = torch.empty_like(x)
     gpu = t.is_cuda
-    bm, bc, bo = (64 if gpu else _pow2(x[:, 0].numel(), 16, 256)), _pow2(Cg, 16, 32), _pow2(Og, 16, 64)
+    pp = triton.next_power_of_2(consts["P"])
+    bm, bc, bo = (64 if gpu else _pow2(x[:, 0].numel(), 16, 256)), _column_block(Cg, pp, gpu), _pow2(Og, 16, 64)
     grid = (triton.cdiv(x[:, 0].numel(), bm), groups * triton.cdiv(Cg, bc))
     part = torch.zeros(1, 1, grid[0] * grid[1], max(npart, 1), device=t.device,
                        dtype=torch.float64 if consts["F64"] else torch.float32)
     if x.numel() == 0:
         return grad_x.reshape(t.shape), part
-    pp = triton.next_power_of_2(consts["P"])
     w = _input_grad_tiles(weight, groups, consts["P"], pp, plan.conv_dtype)
     _, adjoint = stage2_functions(plan.spec)
     kan_conv_dx_kernel[grid](x, w, _volume(grad_y.to(plan.conv_dtype)), grad_x, flat_scale, prm, part, *sizes,
@@ -172,7 +178,7 @@ def conv_weight_grad(plan: ImplicitGemmPlan, t: torch.Tensor, weight: torch.Tens
     if gy.numel() == 0 or x.numel() == 0:
         return _weight_from_grad_tiles(tiles, weight, P)
     gpu = t.is_cuda
-    bo, bc, bk = _pow2(Og, 16, 64), _pow2(Cg, 16, 64), (64 if gpu else _pow2(gy[:, 0].numel(), 16, 512))
+    bo, bc, bk = _pow2(Og, 16, 64), _column_block(Cg, pp, gpu), (64 if gpu else _pow2(gy[:, 0].numel(), 16, 512))
     grid = (groups * triton.cdiv(Og, bo), triton.cdiv(Cg, bc), kv)
     value, _ = stage2_functions(plan.spec)
     kan_conv_dw_kernel[grid](x, gy, tiles, flat_scale, prm, *sizes, VALUE=value, PP=pp, BO=bo, BC=bc, BK=bk,

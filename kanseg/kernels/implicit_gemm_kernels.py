@@ -180,8 +180,7 @@ def kan_conv_dx_kernel(x_ptr, w_ptr, gy_ptr, gx_ptr, scale_ptr, prm_ptr, part_pt
     grad_t = zeros_like(t)
     a1 = zeros_like(t)
     a2 = zeros_like(t)
-    for j in tl.static_range(P):
-        n = P - 1 - j
+    for n in tl.static_range(P - 1, -1, -1):
         grad_n = _sum(tl.where(basis_index == n, grad_b, 0.0), 2).to(t.dtype)
         part_t, adj, grad_c = ADJOINT(t, n, grad_n, a1, a2, prm_ptr, P, K0)
         grad_t += part_t
@@ -207,16 +206,16 @@ def kan_conv_dw_kernel(x_ptr, gy_ptr, gw_ptr, scale_ptr, prm_ptr, B, C, D, H, W,
                        LH: tl.constexpr, LW: tl.constexpr, BO: tl.constexpr, BC: tl.constexpr, BK: tl.constexpr):
     """Program ``(i, j, k)``: output channel block ``i`` (group-major) × input channel block ``j`` × kpos ``k``;
     writes ``gw[g, kpos, c, n, o]`` (``(G, KV, Cg, PP, Og)``, fp32/fp64, n < P) reduced over every output voxel.
-    The B operand is the ``(BK, BC·PP)`` tile of every basis function of the channel block."""
+    The B operand is the ``(BK, BC·PP)`` tile of every basis function of the channel block, column ``c·PP + n``."""
     tiles_o = (Og + BO - 1) // BO
     g = tl.program_id(0) // tiles_o
     co = (tl.program_id(0) % tiles_o) * BO + tl.arange(0, BO)
     co_ok = co < Og
-    c0 = tl.program_id(1) * BC
-    cl = c0 + tl.arange(0, BC)
+    cols = tl.program_id(1) * BC * PP + tl.arange(0, BC * PP)    # (c, n) pairs, c-major
+    cl = cols // PP
+    basis_index = (cols % PP)[None, :]
     c_ok = cl < Cg
     kpos = tl.program_id(2)
-    basis_index = tl.arange(0, PP)[None, None, :]
     S = D * H * W
     So = Do * Ho * Wo
     acc = _acc_tile(BO, BC * PP, F64)
@@ -232,17 +231,17 @@ def kan_conv_dw_kernel(x_ptr, gy_ptr, gw_ptr, scale_ptr, prm_ptr, B, C, D, H, W,
         x, t = _basis_input(x_ptr, scale_ptr, vox, g * Cg + cl, b, C, S, mask, MAP, HAS_SCALE, F64)
         p1 = zeros_like(t)
         p0 = zeros_like(t)
-        basis = tl.full((BK, BC, PP), 0.0, t.dtype)
+        basis = zeros_like(t)
         for j in tl.static_range(P):
             value, state = VALUE(t, p1, p0, j, prm_ptr, K0)
             p0 = p1
             p1 = state
-            basis = tl.where(basis_index == j, tl.where(mask, value, 0.0)[:, :, None], basis)
+            basis = tl.where(basis_index == j, value, basis)
+        basis = tl.where(mask, basis, 0.0)
         gy_off = b * (C // Cg) * Og * So + (od * Ho + oh) * Wo + ow
         gy = tl.load(gy_ptr + gy_off[None, :] + (g * Og + co)[:, None].to(tl.int64) * So,
                      mask=co_ok[:, None] & m_ok[None, :], other=0.0)
-        acc = tl.dot(gy, tl.reshape(basis, (BK, BC * PP)).to(gy.dtype), acc, input_precision=PRECISION)
-    cols = c0 * PP + tl.arange(0, BC * PP)
-    cols_ok = (cols < Cg * PP) & (cols % PP < P)
+        acc = tl.dot(gy, basis.to(gy.dtype), acc, input_precision=PRECISION)
+    cols_ok = c_ok & (cols % PP < P)
     gw = gw_ptr + (g * KD * KH * KW + kpos).to(tl.int64) * Cg * PP * Og
     tl.store(gw + cols[None, :] * Og + co[:, None], acc, mask=co_ok[:, None] & cols_ok[None, :])
