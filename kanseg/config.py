@@ -28,7 +28,7 @@ class DataConfig(_Section):
     dataset: str = "demo"
     data_root: str | None = None
     split: str | None = None
-    image_size: int | list[int] | None = 256
+    image_size: int | list[int] | None = None  # None: the dataset's default (2D: 256, GlaS 512; 3D: native)
     patch_size: list[int] | None = None
     augment: bool = True
     include_normal: bool = False

@@ -221,7 +221,7 @@ def _train(cfg: TrainConfig, resume: Path | None, stop_after: int | None, ctx: D
         "run": {"model": cfg.model.name, "params": n_params, "dataset": cfg.data.dataset, "split": cfg.data.split,
                 "epochs": cfg.epochs, "best_epoch": best_epoch, "monitor": cfg.monitor, "best_value": best_value,
                 "world_size": ctx.world_size, "weights_sha1_per_rank": digests, "protocol_note": note},
-        cfg.data.val_subset: {"checkpoint": "best.pt", "report": report, "cases": rows},
+        cfg.data.val_subset: {"checkpoint": "best.pt", "epoch": best_epoch, "report": report, "cases": rows},
     }
     if ctx.is_main:
         write_json(run_dir / "summary.json", result.summary)

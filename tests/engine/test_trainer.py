@@ -153,3 +153,25 @@ def test_training_variants_run_and_score(tiny_config, tmp_path, overrides):
     assert math.isfinite(record["train_loss"]) and 0 <= record["val"]["dice"] <= 1
     groups = load_checkpoint(tmp_path / "run" / "last.pt")["optimizer"]["param_groups"]
     assert [g["name"] for g in groups] == (["kan", "other"] if "optim.kan_lr" in overrides else ["other"])
+
+
+def test_3d_nifti_patches_then_whole_volume_sliding_window(tmp_path):
+    """3D: random 16^3 patches for training, native whole volumes (sliding window) for validation."""
+    from kanseg.config import load_config
+    from kanseg.data import build_dataset, generate_synthetic
+
+    root = generate_synthetic("nifti3d", tmp_path / "data", n_cases=8)
+    cfg = load_config(None, {"data.dataset": str(root), "data.patch_size": [16, 16, 16], "model.name": "unet-gram",
+                             "model.kwargs": {"base_width": 4, "depth": 2}, "epochs": 1, "batch_size": 2,
+                             "device": "cpu", "out": str(tmp_path / "run")})
+    result = train(cfg)
+    ckpt = load_checkpoint(tmp_path / "run" / "best.pt")
+    assert ckpt["preprocessing"]["spatial_dims"] == 3 and ckpt["preprocessing"]["image_size"] is None
+    val = build_dataset(str(root), subset="val")
+    cases = result.summary["val"]["cases"]
+    assert len(cases) == len(val)
+    for row, index in zip(cases, range(len(val))):
+        native = val.native_label(index)
+        assert row["tp"] + row["fn"] == int(native.sum())  # scored at native resolution
+        assert row["model_union"] >= row["model_intersection"] >= 0
+        assert row["hd95"] is not None and row["hd95"] >= 0
