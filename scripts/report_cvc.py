@@ -43,6 +43,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, default=None, help="default: the config's")
     parser.add_argument("--image-size", type=int, default=None, help="default: the config's")
     parser.add_argument("--out", default=str(REPO / "runs" / "report-cvc"), help="run directories")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch intra-op threads (1 is fastest on a shared machine); default: torch's")
     parser.add_argument("--result", default=str(REPO / "benchmarks" / "results" / "cvc-cpu.json"))
     return parser.parse_args(argv)
 
@@ -50,6 +52,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+    if args.threads:
+        torch.set_num_threads(args.threads)
     cfg = load_config(args.config, {"data.dataset": "cvc", "data.data_root": str(Path(args.data_root).resolve()),
                                     "data.split": "clean", "epochs": args.epochs,
                                     "data.image_size": args.image_size, "device": "cpu"})
@@ -57,7 +61,8 @@ def main(argv: list[str] | None = None) -> dict:
     started = time.perf_counter()
     result = run_benchmark(cfg, models, list(range(args.seeds)), args.out, subset="test")
     result.update(
-        machine=device_name(torch.device("cpu")), torch=torch.__version__, python=platform.python_version(),
+        machine=device_name(torch.device("cpu")), torch_threads=torch.get_num_threads(),
+        torch=torch.__version__, python=platform.python_version(),
         kernels=os.environ.get("KANSEG_KERNELS", "auto"), wall_s=round(time.perf_counter() - started, 1),
         settings={"config": Path(args.config).name, "image_size": cfg.data.image_size,
                   "model_kwargs": cfg.model.kwargs, "batch_size": cfg.batch_size, "optim": cfg.optim.model_dump(),

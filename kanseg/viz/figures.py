@@ -157,10 +157,10 @@ def plot_learned_functions(functions: Mapping[str, LearnedFunctions] | LearnedFu
                 (line,) = ax.plot(x, fn.total[o, s].cpu().numpy(), lw=1.3, label=f"i={i}")
                 if fn.base is not None:
                     ax.plot(x, fn.basis[o, s].cpu().numpy(), lw=0.8, ls=":", color=line.get_color())
-            ax.set_title(f"{label}: o={o}", fontsize=8)
+            ax.set_title(f"output channel o={o}", fontsize=8)
             ax.tick_params(labelsize=7)
             ax.grid(alpha=0.3)
-        row[0].set_ylabel("φ_oi(x)", fontsize=8)
+        row[0].set_ylabel(f"{label}\nφ_oi(x)", fontsize=8)
         row[-1].legend(fontsize=6, loc="best")
     for ax in axes[-1]:
         ax.set_xlabel("x", fontsize=8)
