@@ -294,3 +294,24 @@ def test_train_or_load_and_case_views(demo_root, tmp_path):
             assert case_metrics(mask, view.truth, with_hd95=False)["dice"] == pytest.approx(view.scores[name], abs=1e-6)
     with pytest.raises(KansegError, match="not in the test subset"):
         case_views(runs, ["nope"])
+
+
+def test_make_readme_rewrites_marked_tables(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_readme", RESULTS.parent / "make_readme.py")
+    make_readme = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_readme)
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "t.json").write_text(json.dumps({**TRAINING, "machine": "CPU Test (1 threads)"}))
+    (tmp_path / "results" / "k.json").write_text(json.dumps(KERNELS))
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- table: t.json -->\nold table\n<!-- end table -->\nprose\n"
+                      "<!-- table: gone.json -->\nkept\n<!-- end table -->\n")
+    assert make_readme.main(["--readme", str(readme), "--results", str(tmp_path / "results"), "--check"]) == 1
+    assert make_readme.main(["--readme", str(readme), "--results", str(tmp_path / "results")]) == 0
+    text = readme.read_text()
+    assert "old table" not in text and "Measured on: CPU Test (1 threads)" in text and "| unet-gram |" in text
+    assert text.startswith("intro\n") and "prose\n" in text and "\nkept\n" in text  # hand-written parts stay
+    _, missing, unplaced = make_readme.render(text, load_results(tmp_path / "results"))
+    assert missing == ["gone.json"] and unplaced == ["k.json"]
