@@ -13,6 +13,7 @@ Results go to ``benchmarks/results/kernels-<device>.json`` (with the device name
 
     python benchmarks/kernels.py                         # CUDA if available, else CPU
     python benchmarks/kernels.py --device cpu --time-scale 0.25 --families gram relu --modes eager fused
+    python benchmarks/kernels.py --stage2 [--stage2-table]   # CUDA: implicit-GEMM stage 2 (benchmarks/kernels_stage2.py)
 """
 
 from __future__ import annotations
@@ -221,7 +222,19 @@ def main(argv=None) -> None:
     parser.add_argument("--no-time", action="store_true", help="memory columns only")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--note", default="", help="free text stored in the JSON (e.g. load on the machine)")
+    # --- stage 2 (implicit GEMM): benchmarks/kernels_stage2.py --------------------------------------------------
+    parser.add_argument("--stage2", action="store_true",
+                        help="CUDA: stage 2 vs stage 1 vs cuDNN-on-expanded vs torch.compile (TFLOP/s, % of peak)")
+    parser.add_argument("--stage2-table", action="store_true",
+                        help="with --stage2: also re-measure kanseg/kernels/stage2_table.json (the dispatch table)")
     args = parser.parse_args(argv)
+    if args.stage2:
+        import kernels_stage2  # benchmarks/ is on sys.path when run as a script
+
+        kernels_stage2.run(args.families, args.out.parent if args.out else Path(__file__).resolve().parent / "results",
+                           args.stage2_table, args.note)
+        return
+    # --- end stage 2 ----------------------------------------------------------------------------------------------
     device = torch.device(args.device)
     name = device_name(device)
     rows = []
