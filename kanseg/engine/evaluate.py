@@ -69,7 +69,6 @@ def evaluate_cases(
     dataset: Any,
     ctx: DistributedContext,
     *,
-    indices: Sequence[int] | None = None,
     batch_size: int = 1,
     threshold: float = 0.5,
     roi_size: Sequence[int] | None = None,
@@ -83,8 +82,7 @@ def evaluate_cases(
     resolution and ``native_label(i)`` at native resolution. Cases of different sizes need
     ``batch_size=1``.
     """
-    indices = list(range(len(dataset))) if indices is None else list(indices)
-    mine = indices[ctx.rank :: ctx.world_size]
+    mine = list(range(ctx.rank, len(dataset), ctx.world_size))
     batches = [mine[i : i + batch_size] for i in range(0, len(mine), batch_size)]
     was_training = model.training
     model.eval()
