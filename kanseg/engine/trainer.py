@@ -169,6 +169,8 @@ def _train(cfg: TrainConfig, resume: Path | None, stop_after: int | None, ctx: D
                         drop_last=len(sampler) > cfg.batch_size, pin_memory=ctx.device.type == "cuda")
     eval_kwargs = setup.eval_options(cfg, val_ds)
     save = dict(model_name=cfg.model.name, model_kwargs=kwargs, preprocessing=train_ds.preprocessing)
+    if cfg.data.patch_size:  # 3D patch training: predict uses the same window by default
+        save["patch_size"] = [int(s) for s in cfg.data.patch_size]
     end_epoch = cfg.epochs if stop_after is None else min(cfg.epochs, start_epoch + stop_after)
 
     epochs = log.bar(range(start_epoch, end_epoch), total=end_epoch - start_epoch, desc="training", leave=True)

@@ -167,6 +167,8 @@ def test_3d_nifti_patches_then_whole_volume_sliding_window(tmp_path):
     result = train(cfg)
     ckpt = load_checkpoint(tmp_path / "run" / "best.pt")
     assert ckpt["preprocessing"]["spatial_dims"] == 3 and ckpt["preprocessing"]["image_size"] is None
+    from kanseg.inference.predictor import training_patch_size
+    assert training_patch_size(ckpt) == [16, 16, 16]      # predict's default window = the training patch
     val = build_dataset(str(root), subset="val")
     cases = result.summary["val"]["cases"]
     assert len(cases) == len(val)
