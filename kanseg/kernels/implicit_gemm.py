@@ -165,25 +165,39 @@ def conv_input_grad(plan: ImplicitGemmPlan, t: torch.Tensor, weight: torch.Tenso
     return grad_x.reshape(t.shape), part
 
 
+def _split_k(programs: int, steps: int, device: torch.device) -> int:
+    """Slices of the weight gradient's reduction over output voxels: enough programs to fill the GPU (4 per SM)."""
+    if device.type != "cuda":
+        return 1
+    sms = torch.cuda.get_device_properties(device).multi_processor_count
+    return max(1, min(steps, triton.cdiv(4 * sms, programs)))
+
+
 def conv_weight_grad(plan: ImplicitGemmPlan, t: torch.Tensor, weight: torch.Tensor, scale, prm,
-                     grad_y: torch.Tensor) -> torch.Tensor:
-    """``dL/dweight`` like ``weight`` (reduced in fp32, fp64 for fp64 ``t``)."""
+                     grad_y: torch.Tensor, split: int | None = None) -> torch.Tensor:
+    """``dL/dweight`` like ``weight`` (reduced in fp32, fp64 for fp64 ``t``; ``split`` split-K slices, by default
+    enough to fill the GPU, summed in torch: deterministic)."""
     consts, (x, flat_scale, sizes, _) = _common(plan, t, weight, scale, prm)
     B, C, *_, Cg, Og = sizes
     groups, P = plan.geometry.groups, consts["P"]
     kv, pp = weight[0, 0].numel(), triton.next_power_of_2(P)
-    tiles = torch.zeros(groups, kv, Cg, pp, Og, device=t.device,
-                        dtype=torch.float64 if consts["F64"] else torch.float32)
     gy = _volume(grad_y.to(plan.conv_dtype))
+    acc_dtype = torch.float64 if consts["F64"] else torch.float32
     if gy.numel() == 0 or x.numel() == 0:
-        return _weight_from_grad_tiles(tiles, weight, P)
+        return _weight_from_grad_tiles(torch.zeros(groups, kv, Cg, pp, Og, device=t.device, dtype=acc_dtype),
+                                       weight, P)
     gpu = t.is_cuda
-    bo, bc, bk = _pow2(Og, 16, 64), _column_block(Cg, pp, gpu), (64 if gpu else _pow2(gy[:, 0].numel(), 16, 512))
+    voxels = gy[:, 0].numel()
+    bo, bc = _pow2(Og, 16, 64), _column_block(Cg, pp, gpu)
+    bk = 64 if gpu else _pow2(triton.cdiv(voxels, split or 1), 16, 512)
     grid = (groups * triton.cdiv(Og, bo), triton.cdiv(Cg, bc), kv)
+    split = split or _split_k(grid[0] * grid[1] * grid[2], triton.cdiv(voxels, bk), t.device)
+    chunk = triton.cdiv(triton.cdiv(voxels, bk), split) * bk
+    tiles = torch.zeros(split, groups, kv, Cg, pp, Og, device=t.device, dtype=acc_dtype)
     value, _ = stage2_functions(plan.spec)
-    kan_conv_dw_kernel[grid](x, gy, tiles, flat_scale, prm, *sizes, VALUE=value, PP=pp, BO=bo, BC=bc, BK=bk,
-                             **consts)
-    return _weight_from_grad_tiles(tiles, weight, P)
+    kan_conv_dw_kernel[grid[:2] + (kv * split,)](x, gy, tiles, flat_scale, prm, *sizes, chunk, split, VALUE=value,
+                                                  PP=pp, BO=bo, BC=bc, BK=bk, **consts)
+    return _weight_from_grad_tiles(tiles.sum(0), weight, P)
 
 
 class ImplicitGemmConv(torch.autograd.Function):

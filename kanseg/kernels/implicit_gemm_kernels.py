@@ -198,14 +198,15 @@ def kan_conv_dx_kernel(x_ptr, w_ptr, gy_ptr, gx_ptr, scale_ptr, prm_ptr, part_pt
 
 
 @triton.jit
-def kan_conv_dw_kernel(x_ptr, gy_ptr, gw_ptr, scale_ptr, prm_ptr, B, C, D, H, W, Do, Ho, Wo, Cg, Og,
+def kan_conv_dw_kernel(x_ptr, gy_ptr, gw_ptr, scale_ptr, prm_ptr, B, C, D, H, W, Do, Ho, Wo, Cg, Og, chunk, split,
                        VALUE: tl.constexpr, MAP: tl.constexpr, P: tl.constexpr, PP: tl.constexpr, K0: tl.constexpr,
                        HAS_SCALE: tl.constexpr, F64: tl.constexpr, PRECISION: tl.constexpr,
                        KD: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr, SD: tl.constexpr, SH: tl.constexpr,
                        SW: tl.constexpr, PD: tl.constexpr, PH: tl.constexpr, PW: tl.constexpr, LD: tl.constexpr,
                        LH: tl.constexpr, LW: tl.constexpr, BO: tl.constexpr, BC: tl.constexpr, BK: tl.constexpr):
-    """Program ``(i, j, k)``: output channel block ``i`` (group-major) × input channel block ``j`` × kpos ``k``;
-    writes ``gw[g, kpos, c, n, o]`` (``(G, KV, Cg, PP, Og)``, fp32/fp64, n < P) reduced over every output voxel.
+    """Program ``(i, j, k)``: output channel block ``i`` (group-major) × input channel block ``j`` × (kpos, slice)
+    ``k``; writes ``gw[slice, g, kpos, c, n, o]`` (``(split, G, KV, Cg, PP, Og)``, fp32/fp64, n < P) reduced over
+    output voxels ``slice·chunk …`` (split-K: the launcher sums the slices).
     The B operand is the ``(BK, BC·PP)`` tile of every basis function of the channel block, column ``c·PP + n``."""
     tiles_o = (Og + BO - 1) // BO
     g = tl.program_id(0) // tiles_o
@@ -215,11 +216,12 @@ def kan_conv_dw_kernel(x_ptr, gy_ptr, gw_ptr, scale_ptr, prm_ptr, B, C, D, H, W,
     cl = cols // PP
     basis_index = (cols % PP)[None, :]
     c_ok = cl < Cg
-    kpos = tl.program_id(2)
+    kpos = tl.program_id(2) // split
+    piece = tl.program_id(2) % split
     S = D * H * W
     So = Do * Ho * Wo
     acc = _acc_tile(BO, BC * PP, F64)
-    for m0 in range(0, B * So, BK):
+    for m0 in range(piece * chunk, tl.minimum(piece * chunk + chunk, B * So), BK):
         m = m0 + tl.arange(0, BK).to(tl.int64)
         m_ok = m < B * So
         b, od, oh, ow = _split(m, Do, Ho, Wo)
@@ -243,5 +245,5 @@ def kan_conv_dw_kernel(x_ptr, gy_ptr, gw_ptr, scale_ptr, prm_ptr, B, C, D, H, W,
                      mask=co_ok[:, None] & m_ok[None, :], other=0.0)
         acc = tl.dot(gy, basis.to(gy.dtype), acc, input_precision=PRECISION)
     cols_ok = c_ok & (cols % PP < P)
-    gw = gw_ptr + (g * KD * KH * KW + kpos).to(tl.int64) * Cg * PP * Og
+    gw = gw_ptr + ((piece * (C // Cg) + g) * KD * KH * KW + kpos).to(tl.int64) * Cg * PP * Og
     tl.store(gw + cols[None, :] * Og + co[:, None], acc, mask=co_ok[:, None] & cols_ok[None, :])

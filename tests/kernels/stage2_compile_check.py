@@ -45,7 +45,10 @@ def compile_family(family: str, dot: str) -> None:
     triton.compile(ASTSource(ik.kan_conv_dx_kernel, _signature(ptrs, dx), dx), target=TARGET)
     dw = dict(VALUE=value, PP=PP, BO=64, BC=64, BK=64, **common)
     ptrs = dict(x_ptr=basis_in, gy_ptr=dot, gw_ptr=acc, scale_ptr=acc, prm_ptr=acc)
-    triton.compile(ASTSource(ik.kan_conv_dw_kernel, _signature(ptrs, dw), dw), target=TARGET)
+    sig = _signature(ptrs, dw)
+    sig = {**{k: v for k, v in sig.items() if v != "constexpr"}, "chunk": "i32", "split": "i32",
+           **{k: v for k, v in sig.items() if v == "constexpr"}}
+    triton.compile(ASTSource(ik.kan_conv_dw_kernel, sig, dw), target=TARGET)
 
 
 CASES = [(family, "bf16") for family in STAGE2_FAMILIES] + [("gram", "fp32"), ("gram", "fp16"), ("gram", "fp64")]

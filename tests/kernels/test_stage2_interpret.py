@@ -177,3 +177,25 @@ class _Stage2Branch(torch.nn.Module):
 
     def forward(self, x):
         return kernels.basis_conv(x, self.layer.basis, self.layer.basis_conv, backend="implicit_gemm")
+
+
+def test_weight_gradient_split_k_equals_one_pass():
+    """The weight gradient's split-K slices (used to fill a GPU) sum to the single-pass reduction."""
+    from kanseg.kernels.implicit_gemm import ImplicitGemmPlan, conv_weight_grad
+    from kanseg.kernels.triton_expander import TritonExpander
+
+    layer = create_kan_conv("legendre", 2, 4, 6, 3, padding=1, groups=2).double().to(DEVICE)
+    x = _x(2, 4, (9, 8), torch.float64)
+    names = [n for n, _ in layer.basis.named_parameters()]
+    plan = ImplicitGemmPlan(TritonExpander(layer.basis, names, x.dtype),
+                            kernels.ConvGeometry.of(layer.basis_conv), x.dtype)
+    t, prm = plan.expander.kernel_inputs(layer.basis, x, None)
+    weight = layer.basis_conv.weight.detach()
+    grad_y = _x(2, 6, (9, 8), torch.float64, seed=3)
+    one = conv_weight_grad(plan, t, weight, None, prm, grad_y, split=1)
+    expanded = layer.expand(x).detach()
+    ref = torch.nn.grad.conv2d_weight(expanded, weight.shape, grad_y, padding=1, groups=2)
+    torch.testing.assert_close(one, ref, rtol=1e-10, atol=1e-12)
+    for split in (2, 3):  # 144 output voxels: slices of 128 + 16 and 64 + 64 + 16
+        torch.testing.assert_close(conv_weight_grad(plan, t, weight, None, prm, grad_y, split=split), one,
+                                   rtol=1e-12, atol=1e-13)
