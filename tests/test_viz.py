@@ -3,6 +3,7 @@ results, and the train-or-load comparison end to end on generated data."""
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import cv2
@@ -17,8 +18,8 @@ from kanseg.metrics import case_metrics
 from kanseg.models import create_model
 from kanseg.viz import (
     CaseView, basis_channel_owner, basis_curves, best_and_worst, case_table, case_views, error_overlay, figure_png,
-    find_kan_layers, learned_functions, load_results, markdown_table, metrics_rows, plot_basis_curves, plot_cases,
-    plot_kernels, plot_layers, plot_learned_functions, plot_score_distribution, plot_training, result_kind,
+    find_kan_layers, learned_functions, load_results, load_runs, markdown_table, metrics_rows, plot_basis_curves,
+    plot_cases, plot_kernels, plot_layers, plot_learned_functions, plot_score_distribution, plot_training, result_kind,
     results_markdown, train_or_load,
 )
 from kanseg.viz.figures import FN_COLOUR, FP_COLOUR, TP_COLOUR
@@ -294,6 +295,15 @@ def test_train_or_load_and_case_views(demo_root, tmp_path):
             assert case_metrics(mask, view.truth, with_hd95=False)["dice"] == pytest.approx(view.scores[name], abs=1e-6)
     with pytest.raises(KansegError, match="not in the test subset"):
         case_views(runs, ["nope"])
+
+    copy = tmp_path / "copy"
+    shutil.copytree(runs["unet-conv"].run_dir, copy)
+    (copy / "summary.json").unlink()
+    loaded = load_runs({"conv": copy}, subset="test")  # evaluated again, and recorded
+    assert loaded["conv"].evaluation["cases"] == runs["unet-conv"].evaluation["cases"]
+    assert "test" in json.loads((copy / "summary.json").read_text())
+    with pytest.raises(KansegError, match="not a finished kanseg run"):
+        load_runs({"x": tmp_path})
 
 
 def test_make_readme_rewrites_marked_tables(tmp_path):

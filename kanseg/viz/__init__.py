@@ -17,7 +17,7 @@ from kanseg.viz.basis import (
 from kanseg.viz.benchmarks import (
     load_results, plot_kernels, plot_layers, plot_training, result_kind, results_markdown,
 )
-from kanseg.viz.compare import ModelRun, case_views, config_digest, train_or_load
+from kanseg.viz.compare import ModelRun, case_views, config_digest, load_runs, train_or_load
 from kanseg.viz.figures import (
     CaseView, error_overlay, figure_png, new_figure, plot_basis_curves, plot_cases, plot_learned_functions,
     plot_score_distribution,
@@ -39,6 +39,7 @@ __all__ = [
     "find_kan_layers",
     "learned_functions",
     "load_results",
+    "load_runs",
     "markdown_table",
     "metrics_rows",
     "new_figure",

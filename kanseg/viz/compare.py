@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,8 @@ from typing import Any
 from kanseg.config import TrainConfig, load_config
 from kanseg.engine import setup
 from kanseg.engine.benchmark import ensure_run
-from kanseg.engine.runlog import RunLog
+from kanseg.engine.evaluate import evaluate_run
+from kanseg.engine.runlog import RunLog, read_json
 from kanseg.errors import KansegError
 from kanseg.inference import Predictor
 from kanseg.viz.figures import CaseView
@@ -65,6 +66,24 @@ def train_or_load(base: TrainConfig, models: Sequence[str], runs_root: str | Pat
         cfg.out = str(Path(runs_root) / f"{name}-{config_digest(cfg)}" / f"seed{seed}")
         summary = ensure_run(cfg, subset, log)
         runs[name] = ModelRun(name, Path(cfg.out), subset, summary[subset])
+    return runs
+
+
+def load_runs(run_dirs: Mapping[str, str | Path], *, subset: str = "test", data_root: str | None = None,
+              log: RunLog | None = None) -> dict[str, ModelRun]:
+    """Existing run directories (``{label: RUN_DIR}``, e.g. from ``kanseg train`` or ``kanseg benchmark``) with
+    their evaluation on ``subset``: read from ``summary.json``, or computed (and recorded) when missing."""
+    if not run_dirs:
+        raise KansegError("no run directories given")
+    runs = {}
+    for label, run_dir in run_dirs.items():
+        run_dir = Path(run_dir)
+        if not (run_dir / "best.pt").is_file():
+            raise KansegError(f"{run_dir} is not a finished kanseg run (no best.pt)")
+        summary_path = run_dir / "summary.json"
+        summary = read_json(summary_path) if summary_path.is_file() else {}
+        entry = summary.get(subset) or evaluate_run(run_dir, subset=subset, data_root=data_root, log=log)
+        runs[label] = ModelRun(label, run_dir, subset, entry)
     return runs
 
 
