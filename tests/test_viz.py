@@ -30,13 +30,6 @@ POINTWISE = [f for f in list_families() if f not in ("legendre", "rbf")]
 STEPS = 9
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def _perturbed(layer, seed=0):
     """Move every parameter off its initial value so no term is trivially zero or one."""

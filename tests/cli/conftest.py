@@ -1,3 +1,3 @@
-"""CLI tests reuse the engine fixtures: generated demo data, one intra-op thread."""
+"""CLI tests reuse the engine fixtures (generated demo data)."""
 
-from tests.engine.conftest import demo_root, one_thread  # noqa: F401
+from tests.engine.conftest import demo_root  # noqa: F401
