@@ -240,9 +240,21 @@ def test_benchmark_results(tmp_path):
     assert "| gram | 2d | 24.0 | 120.0 | 32.0 | 50.0 | 70.0 |" in text and "compile ms" not in text  # absent column
     table = results_markdown(TRAINING)
     assert "| unet-gram | 0.100 | 0.200 | 10.0 | 0.5000 ± 0.1000 |" in table and "2 seeds, 2 epochs" in table
-    with pytest.raises(KansegError, match="valid kinds: layers, kernels, predict-memory, training"):
+    with pytest.raises(KansegError, match="valid kinds: layers, kernels, predict-memory, model-memory, training"):
         result_kind({"something": 1})
     assert len(plot_kernels(KERNELS).axes) == 2 and len(plot_training(TRAINING).axes) == 2
+
+
+MODEL_MEMORY = {"device": "cpu", "batch": 2, "input": [3, 64, 64], "rows": [
+    {"model": "unet-gram", "params": 10, "eager_saved_MiB": 40.0, "fused_saved_MiB": 10.0, "saved_ratio": 4.0,
+     "eager_ms": 5.0, "fused_ms": 6.0}]}
+
+
+def test_model_memory_result_is_its_own_kind():
+    assert result_kind(MODEL_MEMORY) == "model-memory"          # not mistaken for a training result
+    assert "| unet-gram | 10 | 40.0 | 10.0 | 4.0 | 5.0 | 6.0 |" in results_markdown(MODEL_MEMORY)
+    from kanseg.viz.benchmarks import PLOTS
+    assert len(PLOTS["model-memory"](MODEL_MEMORY).axes) == 1
 
 
 def test_committed_results_render():

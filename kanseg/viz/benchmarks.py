@@ -23,7 +23,8 @@ from kanseg.viz.scores import markdown_table
 
 
 def result_kind(result: dict[str, Any]) -> str:
-    """``"layers"``, ``"kernels"``, ``"predict-memory"`` or ``"training"``; ``KansegError`` for anything else."""
+    """``"layers"``, ``"kernels"``, ``"predict-memory"``, ``"model-memory"`` or ``"training"``; ``KansegError``
+    for anything else."""
     if "cases" in result:
         return "layers"
     rows = result.get("rows") or [{}]
@@ -31,6 +32,8 @@ def result_kind(result: dict[str, Any]) -> str:
         return "predict-memory"
     if "family" in rows[0]:
         return "kernels"
+    if "saved_ratio" in rows[0]:
+        return "model-memory"
     if "model" in rows[0]:
         return "training"
     raise KansegError(f"unknown benchmark result (keys: {', '.join(sorted(result))}); valid kinds: "
@@ -103,9 +106,17 @@ def training_markdown(result: dict[str, Any]) -> str:
     return head + "\n\n" + markdown_table(rows)
 
 
+def model_memory_markdown(result: dict[str, Any]) -> str:
+    rows = [{"model": r["model"], "params": r["params"], "eager saved MiB": r["eager_saved_MiB"],
+             "fused saved MiB": r["fused_saved_MiB"], "eager / fused": r["saved_ratio"], "eager ms": r["eager_ms"],
+             "fused ms": r["fused_ms"]} for r in result["rows"]]
+    head = f"one training step, batch {result['batch']}, input {'×'.join(map(str, result['input']))}"
+    return head + "\n\n" + markdown_table(rows, digits=1)
+
+
 MARKDOWN: dict[str, Callable[[dict[str, Any]], str]] = {
     "layers": layers_markdown, "kernels": kernels_markdown, "predict-memory": predict_memory_markdown,
-    "training": training_markdown,
+    "model-memory": model_memory_markdown, "training": training_markdown,
 }
 
 
@@ -188,6 +199,17 @@ def plot_training(result: dict[str, Any]):
     return fig
 
 
+def plot_model_memory(result: dict[str, Any]):
+    """Saved-for-backward MiB of one training step per model, eager vs fused."""
+    fig = new_figure(6, 3.2)
+    ax = fig.subplots()
+    rows = result["rows"]
+    _bars(ax, [r["model"] for r in rows], {mode: [r[f"{mode}_saved_MiB"] for r in rows]
+                                           for mode in ("eager", "fused")}, "saved MiB")
+    ax.set_title(f"whole model, one training step ({result['device']})", fontsize=9)
+    return fig
+
+
 PLOTS: dict[str, Callable[[dict[str, Any]], Any]] = {
-    "layers": plot_layers, "kernels": plot_kernels, "training": plot_training,
+    "layers": plot_layers, "kernels": plot_kernels, "model-memory": plot_model_memory, "training": plot_training,
 }
