@@ -5,24 +5,14 @@ partials). Cases cover 1D/2D/3D, odd sizes, stride 2, dilation 2, padding edges,
 The interpreter must be on before the kernel modules are decorated (see ``test_triton_interpret.py``).
 """
 
-import os
-import sys
-
 import pytest
 import torch
 
-os.environ.setdefault("TRITON_INTERPRET", "1")
-pytest.importorskip("triton")
-if "kanseg.kernels.triton_expand" in sys.modules and os.environ.get("TRITON_INTERPRET") != "1":
-    pytest.skip("Triton kernels already loaded without the interpreter", allow_module_level=True)
-
+from tests.kernels.interpreter import DEVICE, assert_matches_eager, branch  # first: switches the interpreter on
 from kanseg import kernels  # noqa: E402
 from kanseg.kan import create_kan_conv  # noqa: E402
 from kanseg.kernels.implicit_gemm_basis import STAGE2_BASES  # noqa: E402
 
-if os.environ.get("TRITON_INTERPRET") != "1" and not torch.cuda.is_available():
-    pytest.skip("no GPU and the Triton interpreter is off", allow_module_level=True)
-DEVICE = "cuda" if os.environ.get("TRITON_INTERPRET") != "1" else "cpu"
 
 
 def test_stage2_families_match_kernels():
@@ -42,28 +32,8 @@ def _x(nd, c, size, dtype, b=2, seed=0):
     return torch.randn(b, c, *size[:nd], generator=g, dtype=dtype).to(DEVICE)
 
 
-def _branch(layer, x, backend):
-    """Basis-branch output and gradients (input, every parameter); ``backend=None`` is the eager reference."""
-    layer.zero_grad(set_to_none=True)
-    x = x.detach().clone().requires_grad_()
-    if backend is None:
-        y = layer.basis_conv(layer.expand(x))
-    else:
-        y = kernels.basis_conv(x, layer.basis, layer.basis_conv, layer.dropout, backend=backend)
-    y.backward(torch.randn(y.shape, generator=torch.Generator().manual_seed(1), dtype=y.dtype).to(y.device))
-    grads = [x.grad] + [p.grad if p.grad is not None else torch.zeros_like(p) for p in layer.parameters()]
-    return y.detach(), grads
 
 
-def _assert_same(layer, x, rtol, atol):
-    y_ref, g_ref = _branch(layer, x, None)
-    y, g = _branch(layer, x, "implicit_gemm")
-    assert y.shape == y_ref.shape and y.dtype == y_ref.dtype
-    torch.testing.assert_close(y, y_ref, rtol=rtol, atol=atol)
-    names = ["input"] + [n for n, _ in layer.named_parameters()]
-    for name, a, b in zip(names, g, g_ref):
-        assert b.abs().sum() > 0 or "base" in name, name  # every checked gradient is non-trivial
-        torch.testing.assert_close(a, b, rtol=rtol, atol=atol, msg=lambda m: f"{name}: {m}")
 
 
 CASES = [  # (family, nd, c_in, c_out, kernel, groups, stride, padding, dilation, size)
@@ -87,7 +57,8 @@ def test_stage2_equals_eager_fp64(case):
     torch.manual_seed(0)
     layer = create_kan_conv(family, nd, c_in, c_out, k, stride=stride, padding=padding, dilation=dilation,
                             groups=groups).double().to(DEVICE)
-    _assert_same(layer, _x(nd, c_in, size, torch.float64), rtol=1e-9, atol=1e-11)
+    assert_matches_eager(layer, _x(nd, c_in, size, torch.float64), "implicit_gemm", nontrivial=True,
+                         rtol=1e-9, atol=1e-11)
 
 
 @pytest.mark.parametrize("family", sorted(STAGE2_BASES))
@@ -99,16 +70,16 @@ def test_stage2_equals_eager_fp32_noncontiguous(family, monkeypatch):
     layer = create_kan_conv(family, 2, 4, 6, 3, stride=2, padding=1, groups=2).to(DEVICE)
     x = _x(2, 8, (10, 8), torch.float32)[:, ::2, 1:]
     assert not x.is_contiguous()
-    _assert_same(layer, x, rtol=2e-4, atol=2e-5)
+    assert_matches_eager(layer, x, "implicit_gemm", nontrivial=True, rtol=2e-4, atol=2e-5)
 
 
 def test_dropout_scale_in_stage2():
     layer = create_kan_conv("gram", 2, 4, 4, 3, padding=1, dropout=0.5).double().train().to(DEVICE)
     x = _x(2, 4, (6, 5), torch.float64)
     torch.manual_seed(7)
-    y_ref, g_ref = _branch(layer, x, None)
+    y_ref, g_ref = branch(layer, x, None)
     torch.manual_seed(7)
-    y, g = _branch(layer, x, "implicit_gemm")
+    y, g = branch(layer, x, "implicit_gemm")
     assert (y_ref == 0).sum() < y_ref.numel()
     torch.testing.assert_close(y, y_ref, rtol=1e-10, atol=1e-12)
     for a, b in zip(g, g_ref):
@@ -118,7 +89,7 @@ def test_dropout_scale_in_stage2():
 def test_stage2_is_deterministic():
     layer = create_kan_conv("gram", 2, 4, 4, 3, padding=1).to(DEVICE)
     x = _x(2, 4, (17, 18), torch.float32)
-    first, second = _branch(layer, x, "implicit_gemm"), _branch(layer, x, "implicit_gemm")
+    first, second = branch(layer, x, "implicit_gemm"), branch(layer, x, "implicit_gemm")
     assert torch.equal(first[0], second[0])
     for a, b in zip(first[1], second[1]):
         assert torch.equal(a, b)

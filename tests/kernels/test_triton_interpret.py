@@ -4,25 +4,15 @@ The interpreter must be switched on before the kernel modules are decorated, so 
 skips when triton is missing or the kernels were already compiled for a GPU in this process.
 """
 
-import os
-import sys
-
 import pytest
 import torch
 
-os.environ.setdefault("TRITON_INTERPRET", "1")
-pytest.importorskip("triton")
-if "kanseg.kernels.triton_expand" in sys.modules and os.environ.get("TRITON_INTERPRET") != "1":
-    pytest.skip("Triton kernels already loaded without the interpreter", allow_module_level=True)
-
+from tests.kernels.interpreter import DEVICE, assert_matches_eager, branch  # first: switches the interpreter on
 from kanseg import kernels  # noqa: E402
 from kanseg.kan import create_kan_conv  # noqa: E402
 from kanseg.kernels.triton_expand import launch_backward, launch_forward  # noqa: E402
 from kanseg.kernels.triton_families import get_triton_basis, triton_basis_names  # noqa: E402
 
-if os.environ.get("TRITON_INTERPRET") != "1" and not torch.cuda.is_available():
-    pytest.skip("no GPU and the Triton interpreter is off", allow_module_level=True)
-DEVICE = "cuda" if os.environ.get("TRITON_INTERPRET") != "1" else "cpu"
 FAMILIES = sorted(kernels.TRITON_FAMILIES)
 
 
@@ -37,24 +27,8 @@ def _x(nd, c=4, b=2, size=(7, 6, 5), dtype=torch.float64, seed=0):
     return torch.randn(b, c, *size[:nd], generator=torch.Generator().manual_seed(seed), dtype=dtype).to(DEVICE)
 
 
-def _branch(layer, x, backend, grad_seed=1):
-    """Basis-branch output and gradients (input, every parameter); ``backend=None`` is the eager reference."""
-    layer.zero_grad(set_to_none=True)
-    x = x.detach().clone().requires_grad_()
-    if backend is None:
-        y = layer.basis_conv(layer.expand(x))
-    else:
-        y = kernels.basis_conv(x, layer.basis, layer.basis_conv, layer.dropout, backend=backend)
-    y.backward(torch.randn(y.shape, generator=torch.Generator().manual_seed(grad_seed), dtype=y.dtype).to(y.device))
-    return y.detach(), [x.grad] + [p.grad if p.grad is not None else torch.zeros_like(p) for p in layer.parameters()]
 
 
-def _assert_same(layer, x, rtol, atol):
-    y_ref, g_ref = _branch(layer, x, None)
-    y, g = _branch(layer, x, "triton")
-    torch.testing.assert_close(y, y_ref, rtol=rtol, atol=atol)
-    for a, b in zip(g, g_ref):
-        torch.testing.assert_close(a, b, rtol=rtol, atol=atol)
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -62,7 +36,7 @@ def _assert_same(layer, x, rtol, atol):
 def test_fused_equals_eager_fp64(family, nd):
     torch.manual_seed(0)
     layer = create_kan_conv(family, nd, 4, 6, 3, padding=1, groups=2).double().to(DEVICE)
-    _assert_same(layer, _x(nd, size=(7, 5) if nd == 2 else (5, 4, 3)), rtol=1e-9, atol=1e-11)
+    assert_matches_eager(layer, _x(nd, size=(7, 5) if nd == 2 else (5, 4, 3)), "triton", rtol=1e-9, atol=1e-11)
 
 
 CASES = [  # (family, nd, groups, stride, padding, dilation, size): odd sizes, stride 2, dilation 2, groups > 1
@@ -88,7 +62,7 @@ def test_fused_equals_eager_fp32_noncontiguous(case):
     wide = _x(nd, c=8, size=tuple(s + 1 for s in size), dtype=torch.float32)
     x = wide[:, ::2, 1:]                      # non-contiguous: every other channel, first row dropped
     assert not x.is_contiguous() and x.shape[1] == 4
-    _assert_same(layer, x, rtol=2e-4, atol=2e-5)
+    assert_matches_eager(layer, x, "triton", rtol=2e-4, atol=2e-5)
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -112,8 +86,8 @@ def test_expansion_kernels_direct(family):
 def test_parameter_gradients_are_deterministic():
     layer = create_kan_conv("relu", 2, 4, 4, 3, padding=1).to(DEVICE)
     x = _x(2, dtype=torch.float32, size=(33, 34))
-    first = _branch(layer, x, "triton")[1]
-    second = _branch(layer, x, "triton")[1]
+    first = branch(layer, x, "triton")[1]
+    second = branch(layer, x, "triton")[1]
     for a, b in zip(first, second):
         assert torch.equal(a, b)
 
