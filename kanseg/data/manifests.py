@@ -17,6 +17,7 @@ TIF and PNG variants). Split lists are explicit ids in loader order, never seeds
 from __future__ import annotations
 
 import json
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,14 @@ from typing import Any
 from kanseg.errors import KansegError
 
 FORMAT = "kanseg-manifest-v1"
+#: the repository's data_manifests/ (an editable install, as in the README); ``$KANSEG_MANIFESTS`` overrides it,
+#: e.g. for a wheel install next to a copy of that folder.
 MANIFEST_DIR = Path(__file__).resolve().parents[2] / "data_manifests"
+
+
+def manifest_dir() -> Path:
+    """Where manifests are read from: ``$KANSEG_MANIFESTS`` if set, else the repository's ``data_manifests/``."""
+    return Path(os.environ.get("KANSEG_MANIFESTS") or MANIFEST_DIR)
 
 
 @lru_cache(maxsize=None)
@@ -32,7 +40,8 @@ def _read(path: Path) -> dict[str, Any]:
     try:
         manifest = json.loads(path.read_text())
     except FileNotFoundError:
-        raise KansegError(f"manifest {path} is missing; regenerate it with scripts/make_manifests.py")
+        raise KansegError(f"manifest {path} is missing; point $KANSEG_MANIFESTS at kanseg's data_manifests/ folder "
+                          f"or regenerate it with scripts/make_manifests.py")
     except (OSError, json.JSONDecodeError) as err:
         raise KansegError(f"cannot read manifest {path}: {err}")
     if manifest.get("format") != FORMAT:
@@ -42,7 +51,7 @@ def _read(path: Path) -> dict[str, Any]:
 
 def load_manifest(name: str) -> dict[str, Any]:
     """The manifest of dataset ``name`` (busi, glas, cvc) as a dict (cached; do not mutate)."""
-    return _read(MANIFEST_DIR / f"{name}.json")
+    return _read(manifest_dir() / f"{name}.json")
 
 
 def manifest_splits(manifest: dict[str, Any], include_extra: tuple[str, ...] = ()) -> dict[str, dict[str, Any]]:

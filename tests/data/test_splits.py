@@ -99,3 +99,18 @@ def test_busi_normal_cases_join_every_subset_only_when_asked():
         assert all(ids <= normal and ids for ids in added.values())
         assert added["train"] | added["val"] | added["test"] == normal
     assert (len(with_normal["legacy-2981"]["train"]), len(with_normal["legacy-2981"]["val"])) == (517 + 106, 130 + 27)
+
+
+def test_manifest_location_can_be_overridden(tmp_path, monkeypatch):
+    """A wheel install has no repository folder: $KANSEG_MANIFESTS points at a copy of data_manifests/."""
+    import shutil
+
+    from kanseg.data.manifests import manifest_dir
+    from kanseg.errors import KansegError
+
+    shutil.copy(MANIFEST_DIR / "cvc.json", tmp_path / "cvc.json")
+    monkeypatch.setenv("KANSEG_MANIFESTS", str(tmp_path))
+    assert manifest_dir() == tmp_path
+    assert load_manifest("cvc")["format"] == "kanseg-manifest-v1"
+    with pytest.raises(KansegError, match=r"busi.json is missing; point \$KANSEG_MANIFESTS"):
+        load_manifest("busi")
