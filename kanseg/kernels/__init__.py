@@ -2,7 +2,8 @@
 
     >>> import os; os.environ["KANSEG_KERNELS"] = "eager"   # or "fused" / "auto" (default)
 
-:func:`basis_conv` and :func:`activation_conv` are what ``kanseg.kan.KANConv`` calls when :func:`use_fused` says so.
+:func:`basis_conv` and :func:`activation_conv` are what ``kanseg.kan.KANConv`` calls when :func:`use_fused` says so;
+:func:`kan_conv_fused` (opt-in, stage 2) computes both branches of a layer in one implicit-GEMM pass.
 Nothing here imports ``kanseg.kan``; Triton is imported only when a Triton backend is used.
 """
 
@@ -21,6 +22,7 @@ from kanseg.kernels.dispatch import (
     use_fused,
 )
 from kanseg.kernels.expand_conv import ConvGeometry, ExpandConv, ExpandConvPlan, TorchExpander
+from kanseg.kernels.implicit_gemm_fused import fusable, kan_conv_fused
 
 __all__ = [
     "BACKENDS",
@@ -34,6 +36,8 @@ __all__ = [
     "TorchExpander",
     "activation_conv",
     "basis_conv",
+    "fusable",
+    "kan_conv_fused",
     "kernel_mode",
     "select_backend",
     "stage2_chosen",

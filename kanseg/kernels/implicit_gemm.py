@@ -57,17 +57,29 @@ class VolumeConv:
                      for s, a in zip(size, "DHW"))
 
 
+#: φ of a fused base branch -> the kernels' ``ACT`` id.
+BASE_ACTIVATIONS = {"identity": 0, "silu": 1}
+
+
 @dataclass(frozen=True)
 class ImplicitGemmPlan:
     """What :class:`ImplicitGemmConv` needs besides tensors.
 
     ``expander`` (stage 1's :class:`TritonExpander`) supplies the kernel inputs ``(t, prm)``, their recompute under
-    autograd and the chain rule back to ``z`` and the family's parameters.
+    autograd and the chain rule back to ``z`` and the family's parameters. ``base_act``: ``None``, or the fused base
+    branch's φ (a key of :data:`BASE_ACTIVATIONS`); then the weight holds ``P + 1`` functions per channel, the last
+    one the base conv's (:mod:`kanseg.kernels.implicit_gemm_fused`).
     """
 
     expander: TritonExpander
     geometry: ConvGeometry
     conv_dtype: torch.dtype
+    base_act: str | None = None
+
+    @property
+    def functions(self) -> int:
+        """Weight columns per input channel: the basis functions, plus one for a fused base branch."""
+        return self.spec.num_basis + (self.base_act is not None)
 
     @property
     def spec(self):
@@ -120,7 +132,8 @@ def _common(plan: ImplicitGemmPlan, t: torch.Tensor, weight: torch.Tensor, scale
     flat_scale = prm if scale is None else scale.reshape(-1).to(torch.float64 if t.dtype == torch.float64
                                                                  else torch.float32).contiguous()
     consts = dict(MAP=plan.spec.map_id, P=P, K0=plan.spec.constants[0], HAS_SCALE=scale is not None,
-                  F64=t.dtype == torch.float64, PRECISION=plan.precision(t), **vc.constants)
+                  F64=t.dtype == torch.float64, PRECISION=plan.precision(t), BASE=int(plan.base_act is not None),
+                  ACT=BASE_ACTIVATIONS[plan.base_act or "identity"], **vc.constants)
     sizes = [B, C, D, H, W, Do, Ho, Wo, C // groups, weight.shape[0] // groups]
     return consts, [x, flat_scale, sizes, (Do, Ho, Wo)]
 
@@ -134,7 +147,7 @@ def conv_forward(plan: ImplicitGemmPlan, t: torch.Tensor, weight: torch.Tensor, 
     out_shape = (B, groups * Og, *out_size[3 - (t.dim() - 2):])
     if y.numel() == 0 or x.numel() == 0:
         return y.zero_().reshape(out_shape)
-    w = _forward_tiles(weight, groups, consts["P"], plan.conv_dtype)
+    w = _forward_tiles(weight, groups, plan.functions, plan.conv_dtype)
     gpu = t.is_cuda
     bm, bn, bc = (64 if gpu else _pow2(y[:, 0].numel(), 16, 256)), _pow2(Og, 16, 128), _pow2(Cg, 16, 32)
     grid = (triton.cdiv(y[:, 0].numel(), bm), groups * triton.cdiv(Og, bn))
@@ -151,14 +164,14 @@ def conv_input_grad(plan: ImplicitGemmPlan, t: torch.Tensor, weight: torch.Tenso
     groups, npart = plan.geometry.groups, plan.spec.npart
     grad_x = torch.empty_like(x)
     gpu = t.is_cuda
-    pp = triton.next_power_of_2(consts["P"])
+    pp = triton.next_power_of_2(plan.functions)
     bm, bc, bo = (64 if gpu else _pow2(x[:, 0].numel(), 16, 256)), _column_block(Cg, pp, gpu), _pow2(Og, 16, 64)
     grid = (triton.cdiv(x[:, 0].numel(), bm), groups * triton.cdiv(Cg, bc))
     part = torch.zeros(1, 1, grid[0] * grid[1], max(npart, 1), device=t.device,
                        dtype=torch.float64 if consts["F64"] else torch.float32)
     if x.numel() == 0:
         return grad_x.reshape(t.shape), part
-    w = _input_grad_tiles(weight, groups, consts["P"], pp, plan.conv_dtype)
+    w = _input_grad_tiles(weight, groups, plan.functions, pp, plan.conv_dtype)
     _, adjoint = stage2_functions(plan.spec)
     kan_conv_dx_kernel[grid](x, w, _volume(grad_y.to(plan.conv_dtype)), grad_x, flat_scale, prm, part, *sizes,
                              ADJOINT=adjoint, PP=pp, NPART=npart, BM=bm, BC=bc, BO=bo, **consts)
@@ -179,7 +192,7 @@ def conv_weight_grad(plan: ImplicitGemmPlan, t: torch.Tensor, weight: torch.Tens
     enough to fill the GPU, summed in torch: deterministic)."""
     consts, (x, flat_scale, sizes, _) = _common(plan, t, weight, scale, prm)
     B, C, *_, Cg, Og = sizes
-    groups, P = plan.geometry.groups, consts["P"]
+    groups, P = plan.geometry.groups, plan.functions
     kv, pp = weight[0, 0].numel(), triton.next_power_of_2(P)
     gy = _volume(grad_y.to(plan.conv_dtype))
     acc_dtype = torch.float64 if consts["F64"] else torch.float32

@@ -13,6 +13,11 @@ input channels of group ``g`` are ``g·Cg …``, its output channels ``g·Og …
 - weight gradient: one program per (output block, channel block, kpos, n) reduces over output pixels.
 
 Zero padding applies to the basis: every basis function (the constant one too) is 0 outside the input.
+
+Fused base branch (``BASE = 1``, :mod:`kanseg.kernels.implicit_gemm_fused`): the base conv ``conv(φ(x), W_base)``
+rides along as one more "basis function" (index ``P``, value ``φ(x)`` of the raw input, no dropout scale, φ = identity
+for ``ACT = 0`` or SiLU for ``ACT = 1``), so both branches are one pass over x; the weight then has ``P + 1`` functions
+per channel and the input gradient adds ``dL/dφ · φ'(x)``.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from kanseg.kernels.triton_expand import _input_map, _input_map_grad, zeros_like
+from kanseg.kernels.triton_expand import _input_map, _input_map_grad, sigmoid, zeros_like
 
 
 @triton.jit
@@ -71,6 +76,25 @@ def _basis_input(x_ptr, scale_ptr, vox, c, b, C, S, mask, MAP: tl.constexpr, HAS
 
 
 @triton.jit
+def _base_act(x, ACT: tl.constexpr):
+    """φ of the fused base branch: identity (``ACT = 0``) or SiLU (``ACT = 1``)."""
+    if ACT == 1:
+        x = x * sigmoid(x)
+    return x
+
+
+@triton.jit
+def _base_act_grad(x, ACT: tl.constexpr):
+    """φ'(x) of :func:`_base_act`."""
+    if ACT == 1:
+        s = sigmoid(x)
+        d = s * (1.0 + x * (1.0 - s))
+    else:
+        d = tl.full(x.shape, 1.0, x.dtype)
+    return d
+
+
+@triton.jit
 def _source(o, k, STRIDE: tl.constexpr, PAD: tl.constexpr, DIL: tl.constexpr, SIZE):
     """Input index read by output index ``o`` at kernel offset ``k``, and whether it lies inside the input."""
     i = o * STRIDE - PAD + k * DIL
@@ -91,7 +115,8 @@ def kan_conv_fwd_kernel(x_ptr, w_ptr, y_ptr, scale_ptr, prm_ptr, B, C, D, H, W, 
                         HAS_SCALE: tl.constexpr, F64: tl.constexpr, PRECISION: tl.constexpr,
                         KD: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr, SD: tl.constexpr, SH: tl.constexpr,
                         SW: tl.constexpr, PD: tl.constexpr, PH: tl.constexpr, PW: tl.constexpr, LD: tl.constexpr,
-                        LH: tl.constexpr, LW: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BC: tl.constexpr):
+                        LH: tl.constexpr, LW: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BC: tl.constexpr,
+                        BASE: tl.constexpr = 0, ACT: tl.constexpr = 0):
     """Program ``(i, j)``: output voxels ``i·BM …`` × output channels block ``j`` (group-major)."""
     tiles_n = (Og + BN - 1) // BN
     g = tl.program_id(1) // tiles_n
@@ -108,7 +133,7 @@ def kan_conv_fwd_kernel(x_ptr, w_ptr, y_ptr, scale_ptr, prm_ptr, B, C, D, H, W, 
         i_w, ok_w = _source(ow, kpos % KW, SW, PW, LW, W)
         inside = m_ok & ok_d & ok_h & ok_w
         vox = b * C * S + (i_d * H + i_h) * W + i_w
-        w_kpos = w_ptr + (g * KD * KH * KW + kpos).to(tl.int64) * P * Cg * Og
+        w_kpos = w_ptr + (g * KD * KH * KW + kpos).to(tl.int64) * (P + BASE) * Cg * Og
         for c0 in range(0, Cg, BC):
             cl = c0 + tl.arange(0, BC)
             c_ok = cl < Cg
@@ -124,6 +149,10 @@ def kan_conv_fwd_kernel(x_ptr, w_ptr, y_ptr, scale_ptr, prm_ptr, B, C, D, H, W, 
                 value = tl.where(mask, value, 0.0)
                 w = tl.load(w_kpos + n * Cg * Og + cl[:, None] * Og + co[None, :], mask=w_mask, other=0.0)
                 acc = tl.dot(value.to(w.dtype), w, acc, input_precision=PRECISION)
+            if BASE:
+                value = tl.where(mask, _base_act(x, ACT), 0.0)
+                w = tl.load(w_kpos + P * Cg * Og + cl[:, None] * Og + co[None, :], mask=w_mask, other=0.0)
+                acc = tl.dot(value.to(w.dtype), w, acc, input_precision=PRECISION)
     So = Do * Ho * Wo
     y_off = b * (C // Cg) * Og * So + (od * Ho + oh) * Wo + ow
     y_ptrs = y_ptr + y_off[:, None] + (g * Og + co)[None, :].to(tl.int64) * So
@@ -137,10 +166,11 @@ def kan_conv_dx_kernel(x_ptr, w_ptr, gy_ptr, gx_ptr, scale_ptr, prm_ptr, part_pt
                        PRECISION: tl.constexpr, KD: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr,
                        SD: tl.constexpr, SH: tl.constexpr, SW: tl.constexpr, PD: tl.constexpr, PH: tl.constexpr,
                        PW: tl.constexpr, LD: tl.constexpr, LH: tl.constexpr, LW: tl.constexpr, BM: tl.constexpr,
-                       BC: tl.constexpr, BO: tl.constexpr):
+                       BC: tl.constexpr, BO: tl.constexpr, BASE: tl.constexpr = 0, ACT: tl.constexpr = 0):
     """Program ``(i, j)``: input voxels ``i·BM …`` × input channel block ``j`` (group-major): dL/dx of the tile.
 
-    ``w_ptr``: the weight as ``(G, KV, Og, Cg, PP)`` (``PP`` = P rounded up to a power of two, zero-padded), so one
+    ``w_ptr``: the weight as ``(G, KV, Og, Cg, PP)`` (``PP`` = P + BASE rounded up to a power of two,
+    zero-padded), so one
     ``tl.dot`` per (kpos, output block) gives dL/dB_n for every n at once: a ``(BM, BC·PP)`` accumulator.
     """
     tiles_c = (Cg + BC - 1) // BC
@@ -193,6 +223,9 @@ def kan_conv_dx_kernel(x_ptr, w_ptr, gy_ptr, gx_ptr, scale_ptr, prm_ptr, part_pt
     if HAS_SCALE:
         scale = tl.load(scale_ptr + b[:, None] * C + (g * Cg + cl)[None, :], mask=mask, other=0.0).to(t.dtype)
     grad_x = grad_t * scale * _input_map_grad(x, MAP)
+    if BASE:
+        grad_base = _sum(tl.where(basis_index == P, grad_b, 0.0), 2).to(t.dtype)
+        grad_x += grad_base * _base_act_grad(x, ACT)
     tl.store(gx_ptr + vox[:, None] + (g * Cg + cl)[None, :].to(tl.int64) * S, grad_x.to(gx_ptr.dtype.element_ty),
              mask=mask)
 
@@ -203,9 +236,10 @@ def kan_conv_dw_kernel(x_ptr, gy_ptr, gw_ptr, scale_ptr, prm_ptr, B, C, D, H, W,
                        HAS_SCALE: tl.constexpr, F64: tl.constexpr, PRECISION: tl.constexpr,
                        KD: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr, SD: tl.constexpr, SH: tl.constexpr,
                        SW: tl.constexpr, PD: tl.constexpr, PH: tl.constexpr, PW: tl.constexpr, LD: tl.constexpr,
-                       LH: tl.constexpr, LW: tl.constexpr, BO: tl.constexpr, BC: tl.constexpr, BK: tl.constexpr):
+                       LH: tl.constexpr, LW: tl.constexpr, BO: tl.constexpr, BC: tl.constexpr, BK: tl.constexpr,
+                       BASE: tl.constexpr = 0, ACT: tl.constexpr = 0):
     """Program ``(i, j, k)``: output channel block ``i`` (group-major) × input channel block ``j`` × (kpos, slice)
-    ``k``; writes ``gw[slice, g, kpos, c, n, o]`` (``(split, G, KV, Cg, PP, Og)``, fp32/fp64, n < P) reduced over
+    ``k``; writes ``gw[slice, g, kpos, c, n, o]`` (``(split, G, KV, Cg, PP, Og)``, fp32/fp64, n < P + BASE) reduced over
     output voxels ``slice·chunk …`` (split-K: the launcher sums the slices).
     The B operand is the ``(BK, BC·PP)`` tile of every basis function of the channel block, column ``c·PP + n``."""
     tiles_o = (Og + BO - 1) // BO
@@ -239,11 +273,13 @@ def kan_conv_dw_kernel(x_ptr, gy_ptr, gw_ptr, scale_ptr, prm_ptr, B, C, D, H, W,
             p0 = p1
             p1 = state
             basis = tl.where(basis_index == j, value, basis)
+        if BASE:
+            basis = tl.where(basis_index == P, _base_act(x, ACT), basis)
         basis = tl.where(mask, basis, 0.0)
         gy_off = b * (C // Cg) * Og * So + (od * Ho + oh) * Wo + ow
         gy = tl.load(gy_ptr + gy_off[None, :] + (g * Og + co)[:, None].to(tl.int64) * So,
                      mask=co_ok[:, None] & m_ok[None, :], other=0.0)
         acc = tl.dot(gy, basis.to(gy.dtype), acc, input_precision=PRECISION)
-    cols_ok = c_ok & (cols % PP < P)
+    cols_ok = c_ok & (cols % PP < P + BASE)
     gw = gw_ptr + ((piece * (C // Cg) + g) * KD * KH * KW + kpos).to(tl.int64) * Cg * PP * Og
     tl.store(gw + cols[None, :] * Og + co[:, None], acc, mask=co_ok[:, None] & cols_ok[None, :])

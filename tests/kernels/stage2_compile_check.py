@@ -1,7 +1,8 @@
 """Compile the implicit-GEMM kernels (stage 2) for an sm_90 GPU with Triton's real compiler (no GPU needed).
 
 Run as a script without ``TRITON_INTERPRET`` (``test_stage2_compile.py`` does). Every stage-2 family in bf16 (3D,
-3×3×3, the launchers' GPU block sizes), and Gram also with fp32 (tf32 dots), fp16 and fp64 operands.
+3×3×3, the launchers' GPU block sizes), and Gram also with fp32 (tf32 dots), fp16 and fp64 operands and with the
+fused SiLU base branch (bf16).
 """
 
 import sys
@@ -27,16 +28,16 @@ def _signature(pointers: dict, constants: dict) -> dict:
             **{k: "constexpr" for k in constants}}
 
 
-def compile_family(family: str, dot: str) -> None:
+def compile_family(family: str, dot: str, base: int = 0) -> None:
     spec = get_triton_basis(create_kan_conv(family, 3, 32, 32, 3).basis)
     value, adjoint = stage2_functions(spec)
     f64 = dot == "fp64"
     basis_in = dot if not spec.torch_input_map or f64 else "fp32"  # torch input maps hand the kernel fp32
     acc = "fp64" if f64 else "fp32"
     P = spec.num_basis
-    PP = triton.next_power_of_2(P)
+    PP = triton.next_power_of_2(P + base)
     common = dict(MAP=spec.map_id, P=P, K0=spec.constants[0], HAS_SCALE=True, F64=f64, PRECISION=PRECISION[dot],
-                  **GEOMETRY)
+                  BASE=base, ACT=base, **GEOMETRY)
     fwd = dict(VALUE=value, BM=64, BN=64, BC=32, **common)
     ptrs = dict(x_ptr=basis_in, w_ptr=dot, y_ptr=dot, scale_ptr=acc, prm_ptr=acc)
     triton.compile(ASTSource(ik.kan_conv_fwd_kernel, _signature(ptrs, fwd), fwd), target=TARGET)
@@ -51,10 +52,11 @@ def compile_family(family: str, dot: str) -> None:
     triton.compile(ASTSource(ik.kan_conv_dw_kernel, sig, dw), target=TARGET)
 
 
-CASES = [(family, "bf16") for family in STAGE2_FAMILIES] + [("gram", "fp32"), ("gram", "fp16"), ("gram", "fp64")]
+CASES = [(family, "bf16", 0) for family in STAGE2_FAMILIES] + [("gram", "fp32", 0), ("gram", "fp16", 0),
+                                                                ("gram", "fp64", 0), ("gram", "bf16", 1)]
 
 if __name__ == "__main__":
-    for family, dot in CASES:
-        compile_family(family, dot)
-        print(family, dot, "ok", flush=True)
+    for family, dot, base in CASES:  # base = 1: the fused SiLU base branch (implicit_gemm_fused)
+        compile_family(family, dot, base)
+        print(family, dot, "base" * base, "ok", flush=True)
     sys.exit(0)
