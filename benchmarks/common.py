@@ -9,6 +9,8 @@ from pathlib import Path
 
 import torch
 
+from kanseg.kernels.memory import saved_bytes  # noqa: F401  (re-exported for the scripts)
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -31,19 +33,6 @@ def device_slug(device: torch.device) -> str:
     return "cuda-" + torch.cuda.get_device_name(device).lower().replace(" ", "-") if device.type == "cuda" else "cpu"
 
 
-def saved_bytes(fn) -> int:
-    """Bytes of the distinct storages autograd saves for backward while running ``fn()``."""
-    storages: dict[int, int] = {}
-
-    def pack(t: torch.Tensor):
-        s = t.untyped_storage()
-        storages[s.data_ptr()] = s.nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        out = fn()
-    del out
-    return sum(storages.values())
 
 
 def time_fwd_bwd(module: torch.nn.Module, x: torch.Tensor, repeats: int = 3, warmup: int = 1) -> float:

@@ -34,24 +34,13 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 
 from kanseg import kernels
 from kanseg.kan import create_kan_conv, list_families
+from kanseg.kernels.memory import saved_bytes
 
 SHAPES = {"2d": dict(nd=2, batch=8, channels=64, size=128), "3d": dict(nd=3, batch=2, channels=32, size=64)}
 MODES = ("eager", "compile", "fused")
 MIB = 2.0**20
 
 
-def saved_bytes(fn) -> int:
-    """Bytes of the unique storages saved for backward while ``fn()`` runs."""
-    seen = {}
-
-    def pack(t):
-        s = t.untyped_storage()
-        seen[s._cdata] = s.nbytes()  # the StorageImpl: fake tensors have no data pointer
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        fn()
-    return sum(seen.values())
 
 
 class _Mode:

@@ -8,6 +8,7 @@ from torch import nn
 from kanseg import kernels
 from kanseg.errors import KansegError
 from kanseg.kan import create_kan_conv, list_families
+from kanseg.kernels.memory import saved_bytes
 
 FAMILIES = list_families()
 CASES = [  # (family, nd, groups, stride, padding, dilation, size)
@@ -49,18 +50,6 @@ def test_fused_layer_equals_eager_fp64(case, monkeypatch):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11)
 
 
-def _saved_bytes(fn) -> int:
-    """Bytes of the unique storages saved for backward while running ``fn``."""
-    storages = {}
-
-    def pack(t):
-        s = t.untyped_storage()
-        storages[(s.data_ptr(), t.device)] = s.nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        fn()
-    return sum(storages.values())
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -72,12 +61,12 @@ def test_saved_memory(family, monkeypatch):
     plain = nn.Sequential(nn.Conv2d(c, c, 3, padding=1, bias=False), nn.InstanceNorm2d(c), nn.SiLU())
     x = torch.randn(b, c, *size, requires_grad=True)
     x_bytes = x.numel() * x.element_size()
-    plain_bytes = _saved_bytes(lambda: plain(x))
+    plain_bytes = saved_bytes(lambda: plain(x))
     monkeypatch.setenv(kernels.ENV_VAR, "eager")
-    eager_branch = _saved_bytes(lambda: layer.basis_branch(x))
+    eager_branch = saved_bytes(lambda: layer.basis_branch(x))
     monkeypatch.setenv(kernels.ENV_VAR, "auto")
-    branch = _saved_bytes(lambda: layer.basis_branch(x))
-    whole = _saved_bytes(lambda: layer(x))
+    branch = saved_bytes(lambda: layer.basis_branch(x))
+    whole = saved_bytes(lambda: layer(x))
     limit = 2.05 if family == "wavelet" else 1.1  # wavelet: its 1x1 mix (C_out channels) stays outside
     assert branch <= limit * x_bytes, (branch / x_bytes)
     assert eager_branch >= 2.5 * x_bytes

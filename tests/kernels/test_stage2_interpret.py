@@ -11,6 +11,7 @@ import torch
 from tests.kernels.interpreter import DEVICE, assert_matches_eager, branch  # first: switches the interpreter on
 from kanseg import kernels  # noqa: E402
 from kanseg.kan import create_kan_conv  # noqa: E402
+from kanseg.kernels.memory import saved_bytes  # noqa: E402
 from kanseg.kernels.implicit_gemm_basis import STAGE2_BASES  # noqa: E402
 
 
@@ -99,16 +100,9 @@ def test_stage2_is_deterministic():
 def test_stage2_saves_only_input_and_parameters(family):
     layer = create_kan_conv(family, 3, 4, 4, 3, padding=1).to(DEVICE)
     x = _x(3, 4, (5, 4, 3), torch.float32).requires_grad_()
-    saved = {}
-
-    def pack(t):
-        saved[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        kernels.basis_conv(x, layer.basis, layer.basis_conv, backend="implicit_gemm")
+    saved = saved_bytes(lambda: kernels.basis_conv(x, layer.basis, layer.basis_conv, backend="implicit_gemm"))
     expected = x.numel() * 4 + sum(p.numel() * 4 for p in (*layer.basis.parameters(), layer.basis_conv.weight))
-    assert sum(saved.values()) == expected
+    assert saved == expected
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])

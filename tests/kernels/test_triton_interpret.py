@@ -10,6 +10,7 @@ import torch
 from tests.kernels.interpreter import DEVICE, assert_matches_eager, branch  # first: switches the interpreter on
 from kanseg import kernels  # noqa: E402
 from kanseg.kan import create_kan_conv  # noqa: E402
+from kanseg.kernels.memory import saved_bytes  # noqa: E402
 from kanseg.kernels.triton_expand import launch_backward, launch_forward  # noqa: E402
 from kanseg.kernels.triton_families import get_triton_basis, triton_basis_names  # noqa: E402
 
@@ -142,13 +143,6 @@ def test_low_precision_inputs(dtype):
 def test_triton_path_saves_only_input_and_parameters(family):
     layer = create_kan_conv(family, 3, 4, 4, 3, padding=1).to(DEVICE)
     x = _x(3, dtype=torch.float32).requires_grad_()
-    saved = {}
-
-    def pack(t):
-        saved[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        kernels.basis_conv(x, layer.basis, layer.basis_conv, backend="triton")
+    saved = saved_bytes(lambda: kernels.basis_conv(x, layer.basis, layer.basis_conv, backend="triton"))
     expected = x.numel() * 4 + sum(p.numel() * 4 for p in (*layer.basis.parameters(), layer.basis_conv.weight))
-    assert sum(saved.values()) == expected
+    assert saved == expected
