@@ -18,6 +18,8 @@ from torch import nn
 
 from kanseg.checkpoint import build_model, load_checkpoint
 from kanseg.config import TrainConfig, load_config, write_text_atomic
+from kanseg.device import resolve_device
+from kanseg.engine import setup
 from kanseg.engine.evaluate import autocast, evaluate_run, final_logits
 from kanseg.engine.runlog import RunLog, read_json, write_json
 from kanseg.engine.trainer import train
@@ -52,22 +54,12 @@ def images_per_second(model: nn.Module, input_shape: tuple[int, ...], *, batch_s
     return batch_size * repeats / (time.perf_counter() - started)
 
 
-def _comparable(cfg: TrainConfig) -> dict[str, Any]:
-    """What must match for a stored run to count as the requested one (not where or on what it ran)."""
-    dump = cfg.model_dump()
-    for key in ("out", "device"):
-        dump.pop(key)
-    dump["data"].pop("data_root")
-    dump["data"].pop("num_workers")
-    return dump
-
-
 def ensure_run(cfg: TrainConfig, subset: str, log: RunLog) -> dict[str, Any]:
     """Train / resume / reuse the run in ``cfg.out`` and make sure ``subset`` is evaluated; its summary."""
     run_dir = Path(cfg.out)
     if (run_dir / "config.yaml").is_file():
         stored = load_config(run_dir / "config.yaml")
-        if _comparable(stored) != _comparable(cfg):
+        if setup.run_fingerprint(stored) != setup.run_fingerprint(cfg):
             raise KansegError(f"{run_dir} holds a run with a different config; choose another --out")
     summary_path = run_dir / "summary.json"
     finished = summary_path.is_file() and "run" in read_json(summary_path)
@@ -113,7 +105,7 @@ def run_benchmark(base: TrainConfig, models: list[str], seeds: list[int], out: s
             raise KansegError("benchmark needs a fixed --image-size (or patch size) to count FLOPs")
         model = build_model(ckpt)
         cost = measure_complexity(model, shape)
-        device = "cuda" if base.device != "cpu" and torch.cuda.is_available() else "cpu"
+        device = resolve_device(base.device).type
         row: dict[str, Any] = {"model": name, "params": cost.params, "flops": cost.flops, "input_shape": list(shape),
                                "images_per_s": images_per_second(model, shape, batch_size=base.batch_size,
                                                                  device=device, amp=base.amp),

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from kanseg.errors import KansegError
+from kanseg.device import resolve_device
 
 
 @dataclass(frozen=True)
@@ -33,17 +33,6 @@ class DistributedContext:
     @property
     def is_main(self) -> bool:
         return self.rank == 0
-
-
-def resolve_device(preference: str, local_rank: int = 0) -> torch.device:
-    """``auto`` -> CUDA if available else CPU; ``cuda`` without a GPU is a user error."""
-    if preference not in ("auto", "cpu", "cuda"):
-        raise KansegError(f"unknown device {preference!r}; valid: auto, cpu, cuda")
-    if preference == "cuda" or (preference == "auto" and torch.cuda.is_available()):
-        if not torch.cuda.is_available():
-            raise KansegError("--device cuda requested but no CUDA GPU is available; use --device cpu")
-        return torch.device("cuda", local_rank % torch.cuda.device_count())
-    return torch.device("cpu")
 
 
 def init_distributed(device_preference: str = "auto", timeout_s: float = 600) -> DistributedContext:

@@ -13,8 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
-from monai.inferers import sliding_window_inference
 from torch import nn
 
 from kanseg.checkpoint import build_model, load_checkpoint
@@ -23,6 +21,8 @@ from kanseg.engine import setup
 from kanseg.engine.distributed import DistributedContext, all_gather_objects, init_distributed
 from kanseg.engine.runlog import RunLog, read_json, write_json
 from kanseg.errors import KansegError
+from kanseg.inference.predictor import resize_probabilities
+from kanseg.inference.sliding_window import DEFAULT_OVERLAP, sliding_window_logits
 from kanseg.metrics import case_metrics, model_overlap, summarize
 
 AMP_DTYPES = {"off": None, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -39,29 +39,32 @@ def final_logits(output: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
     return output if isinstance(output, torch.Tensor) else output[0]
 
 
+# Windows per forward pass when validating 3D volumes (prediction's default is 4): validation runs next to
+# the training state, so it keeps the window batch small.
+EVAL_SW_BATCH_SIZE = 2
+
+
 @torch.no_grad()
 def predict_logits(
-    model: nn.Module, images: torch.Tensor, *, roi_size: Sequence[int] | None = None, amp: str = "off"
+    model: nn.Module,
+    images: torch.Tensor,
+    *,
+    roi_size: Sequence[int] | None = None,
+    amp: str = "off",
+    overlap: float = DEFAULT_OVERLAP,
+    sw_batch_size: int = EVAL_SW_BATCH_SIZE,
 ) -> torch.Tensor:
     """(B, C, *S) -> fp32 logits (B, 1, *S): one forward pass, or Gaussian-blended sliding windows
-    of ``roi_size`` (for 3D volumes trained on patches)."""
+    of ``roi_size`` (for 3D volumes trained on patches; see
+    :func:`kanseg.inference.sliding_window.sliding_window_logits`)."""
     with autocast(images.device, amp):
         if roi_size is None:
             logits = final_logits(model(images))
         else:
-            logits = sliding_window_inference(
-                images, list(roi_size), sw_batch_size=2, predictor=lambda x: final_logits(model(x)),
-                overlap=0.5, mode="gaussian",
-            )
+            # windows stay in the autocast dtype until blended (a WindowPredictor would cast each to fp32)
+            logits = sliding_window_logits(images, lambda x: final_logits(model(x)), roi_size,
+                                           overlap=overlap, sw_batch_size=sw_batch_size)
     return logits.float()
-
-
-def _native_probability(prob: torch.Tensor, native_shape: Sequence[int]) -> torch.Tensor:
-    """(1, 1, *S) probabilities -> (*native_shape), linear interpolation when the sizes differ."""
-    if tuple(prob.shape[2:]) != tuple(native_shape):
-        mode = {1: "linear", 2: "bilinear", 3: "trilinear"}[prob.ndim - 2]
-        prob = F.interpolate(prob, size=tuple(native_shape), mode=mode, align_corners=False)
-    return prob[0, 0]
 
 
 def evaluate_cases(
@@ -72,6 +75,8 @@ def evaluate_cases(
     batch_size: int = 1,
     threshold: float = 0.5,
     roi_size: Sequence[int] | None = None,
+    overlap: float = DEFAULT_OVERLAP,
+    sw_batch_size: int = EVAL_SW_BATCH_SIZE,
     amp: str = "off",
     with_hd95: bool = True,
     log: RunLog | None = None,
@@ -80,7 +85,7 @@ def evaluate_cases(
 
     ``dataset`` follows the kanseg.data contract: items ``{"image", "label", "id"}`` at model
     resolution and ``native_label(i)`` at native resolution. Cases of different sizes need
-    ``batch_size=1``.
+    ``batch_size=1``. ``roi_size``, ``overlap``, ``sw_batch_size``: sliding windows (see :func:`predict_logits`).
     """
     mine = list(range(ctx.rank, len(dataset), ctx.world_size))
     batches = [mine[i : i + batch_size] for i in range(0, len(mine), batch_size)]
@@ -92,11 +97,12 @@ def evaluate_cases(
         items = [dataset[i] for i in batch]
         images = torch.stack([torch.as_tensor(it["image"]) for it in items]).to(ctx.device)
         labels = torch.stack([torch.as_tensor(it["label"]) for it in items]) > 0.5
-        probs = torch.sigmoid(predict_logits(model, images, roi_size=roi_size, amp=amp)).cpu()
+        logits = predict_logits(model, images, roi_size=roi_size, amp=amp, overlap=overlap, sw_batch_size=sw_batch_size)
+        probs = torch.sigmoid(logits).cpu()
         inter, union = model_overlap(probs > threshold, labels)
         for k, index in enumerate(batch):
             native = dataset.native_label(index)
-            pred = _native_probability(probs[k : k + 1], native.shape) > threshold
+            pred = resize_probabilities(probs[k], native.shape)[0] > threshold
             spacing = dataset.spacing(index) if with_hd95 and hasattr(dataset, "spacing") else None
             row = {"id": str(items[k]["id"]), "index": index}
             row.update(case_metrics(pred, torch.as_tensor(native), spacing=spacing, with_hd95=with_hd95))

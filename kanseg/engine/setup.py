@@ -3,6 +3,8 @@ model, loss, optimiser, schedule. Shared by training, evaluation and benchmarkin
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,23 @@ def default_run_dir(cfg: TrainConfig, root: str | Path = "runs") -> Path:
     if dataset.endswith(".json"):
         dataset = Path(dataset).resolve().parent.name
     return Path(root) / f"{dataset}-{cfg.model.name}-s{cfg.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def run_fingerprint(cfg: TrainConfig) -> dict[str, Any]:
+    """What a run computes, as plain data: the resolved config less where its data lives, where it runs and
+    where it writes (``out``, ``device``, ``data.data_root``, ``data.num_workers``). Equal fingerprints, same run."""
+    dump = cfg.model_dump()
+    for key in ("out", "device"):
+        dump.pop(key)
+    for key in ("data_root", "num_workers"):
+        dump["data"].pop(key)
+    return dump
+
+
+def run_digest(cfg: TrainConfig) -> str:
+    """8 hex digits of :func:`run_fingerprint` (SHA-1 of its sorted JSON), for folder names."""
+    text = json.dumps(run_fingerprint(cfg), sort_keys=True, default=str)
+    return hashlib.sha1(text.encode()).hexdigest()[:8]
 
 
 def check_new_run_dir(run_dir: Path) -> None:

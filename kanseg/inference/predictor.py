@@ -16,24 +16,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from kanseg.device import resolve_device
 from kanseg.errors import KansegError
-from kanseg.inference.sliding_window import BLEND_MODES, WindowPredictor, sliding_window_probabilities
+from kanseg.inference.sliding_window import (
+    BLEND_MODES, DEFAULT_BLEND, DEFAULT_OVERLAP, DEFAULT_SW_BATCH_SIZE, WindowPredictor, sliding_window_probabilities,
+)
 
 # Window for 3D checkpoints that store neither a patch size nor an image size.
 DEFAULT_ROI_3D = 128
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; anything else as given."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except RuntimeError:
-        raise KansegError(f"unknown device {device!r}; valid: auto, cpu, cuda, cuda:N")
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise KansegError(f"device {device!r} requested but CUDA is not available; use --device cpu")
-    return resolved
 
 
 def preprocess(native: np.ndarray, preprocessing: dict[str, Any]) -> torch.Tensor:
@@ -94,9 +84,9 @@ class Predictor:
         preprocessing: dict[str, Any],
         *,
         roi_size: int | Sequence[int] | None = None,
-        overlap: float = 0.5,
-        sw_batch_size: int = 4,
-        blend: str = "gaussian",
+        overlap: float = DEFAULT_OVERLAP,
+        sw_batch_size: int = DEFAULT_SW_BATCH_SIZE,
+        blend: str = DEFAULT_BLEND,
         tta: bool = False,
         threshold: float = 0.5,
         device: str | torch.device = "auto",

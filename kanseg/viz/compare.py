@@ -11,8 +11,6 @@ Each model's run lives in ``RUNS_ROOT/<model>-<config digest>/seed<k>``: a run w
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,13 +41,8 @@ class ModelRun:
 
 
 def config_digest(cfg: TrainConfig) -> str:
-    """8 hex digits identifying what a run computes (not where its data lives, where it runs or writes)."""
-    dump = cfg.model_dump()
-    for key in ("out", "device"):
-        dump.pop(key)
-    for key in ("data_root", "num_workers"):
-        dump["data"].pop(key)
-    return hashlib.sha1(json.dumps(dump, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    """8 hex digits identifying what a run computes (:func:`kanseg.engine.setup.run_digest`)."""
+    return setup.run_digest(cfg)
 
 
 def train_or_load(base: TrainConfig, models: Sequence[str], runs_root: str | Path, *, seed: int = 0,
