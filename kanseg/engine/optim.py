@@ -3,8 +3,9 @@
 U-KAN trains its KAN layers with a larger learning rate (1e-2) than the rest (1e-4).
 :func:`kan_parameter_names` decides which parameters get ``kan_lr``:
 
-- ``"kan-layer"`` (U-KAN style): every parameter inside a module whose class name starts with ``KAN``
-  (e.g. :class:`kanseg.kan.KANConv`: its basis convs, base conv, learnable basis and norm).
+- ``"kan-layer"`` (U-KAN style): every parameter inside a KAN layer (:func:`kanseg.kan.is_kan_layer`, by type:
+  a :class:`kanseg.kan.KANConv` with its basis convs, base conv, learnable basis and norm). Plain convolutions
+  stay in the ``"other"`` group wherever they sit (the ``kanseg-conv`` smp encoder, residual shortcuts).
 - ``"basis"``: only the learnable basis-function parameters, i.e. names with a ``basis`` path component
   (``...basis.beta``, ``...basis.phase_low``), not the ``basis_conv`` / ``base_conv`` weights.
 """
@@ -26,9 +27,11 @@ def kan_parameter_names(model: nn.Module, scope: KanScope = "kan-layer") -> set[
         return {name for name, _ in model.named_parameters() if "basis" in name.split(".")}
     if scope != "kan-layer":
         raise ValueError(f"unknown KAN parameter scope {scope!r}; valid: kan-layer, basis")
+    from kanseg.kan import is_kan_layer
+
     names: set[str] = set()
     for module_name, module in model.named_modules():
-        if type(module).__name__.startswith("KAN"):
+        if is_kan_layer(module):
             prefix = f"{module_name}." if module_name else ""
             names.update(prefix + n for n, _ in module.named_parameters())
     return names

@@ -5,17 +5,19 @@
 """
 
 from kanseg.kan.basis import BasisFamily, get_family, list_families, register_family
-from kanseg.kan.factory import create_kan_conv
+from kanseg.kan.factory import KAN_LAYERS, create_kan_conv, is_kan_layer
 from kanseg.kan.importer import from_torch_conv_kan
 from kanseg.kan.layers import KANConv, bottleneck_width
 
 __all__ = [
+    "KAN_LAYERS",
     "BasisFamily",
     "KANConv",
     "bottleneck_width",
     "create_kan_conv",
     "from_torch_conv_kan",
     "get_family",
+    "is_kan_layer",
     "list_families",
     "register_family",
 ]

@@ -1,8 +1,13 @@
-"""``create_kan_conv``: build a KAN conv layer by family name."""
+"""``create_kan_conv``: build a KAN conv layer by family name; ``is_kan_layer``: tell KAN layers apart by type."""
 
 from __future__ import annotations
 
+from torch import nn
+
 from kanseg.kan.layers import KANConv
+
+# The KAN layer types: what ``optim.kan_lr`` trains and what the FLOP counter books as KAN work.
+KAN_LAYERS: tuple[type[nn.Module], ...] = (KANConv,)
 
 BOTTLENECK_SUFFIX = "-bottleneck"
 
@@ -27,3 +32,9 @@ def create_kan_conv(family: str, spatial_dims: int, in_channels: int, out_channe
     return KANConv(base, spatial_dims, in_channels, out_channels, kernel_size, stride=stride, padding=padding,
                    dilation=dilation, groups=groups, dropout=dropout, norm=norm,
                    bottleneck=bottleneck or is_bottleneck, **options)
+
+
+def is_kan_layer(module: nn.Module) -> bool:
+    """True for a KAN layer (an instance of a :data:`KAN_LAYERS` type): its basis, convs, norm and activation
+    are KAN parameters and KAN work. Decided by type, never by class or module name."""
+    return isinstance(module, KAN_LAYERS)

@@ -5,8 +5,8 @@ The forward pass runs on fake tensors (shapes only, so a 96^3 volume costs nothi
 
 * ``conv_macs``: multiply-accumulates of every convolution (and matrix product), from its shapes — functional convolutions included,
   which is where KAN layers put their basis weights (``(B, C_in*P, *S)`` basis tensor convolved to ``C_out``);
-* ``kan_ops``: elementwise ops executed inside :mod:`kanseg.kan` modules (input map, basis recurrence,
-  base activation, norm, post activation) — the KAN basis work;
+* ``kan_ops``: elementwise ops executed inside KAN layers (:func:`kanseg.kan.is_kan_layer`: input map, basis
+  recurrence, base activation, norm, post activation) — the KAN basis work;
 * ``other_ops``: elementwise ops elsewhere (norms and activations of ``conv`` blocks, pooling, upsampling,
   attention gates, skips).
 
@@ -25,6 +25,8 @@ import torch
 from torch import nn
 from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.utils._python_dispatch import TorchDispatchMode
+
+from kanseg.kan import is_kan_layer
 
 _NORM_OPS = {"native_batch_norm", "_native_batch_norm_legit", "_native_batch_norm_legit_no_training",
              "native_group_norm", "native_layer_norm"}
@@ -59,7 +61,7 @@ def _numel(t) -> int:
 
 
 class _OpCounter(TorchDispatchMode):
-    """Counts conv MACs and elementwise ops; ``in_kan`` > 0 while a kanseg.kan module runs."""
+    """Counts conv MACs and elementwise ops; ``in_kan`` > 0 while a KAN layer runs."""
 
     def __init__(self):
         super().__init__()
@@ -96,10 +98,6 @@ class _OpCounter(TorchDispatchMode):
         return out
 
 
-def _is_kan_module(module: nn.Module) -> bool:
-    return type(module).__module__.startswith("kanseg.kan")
-
-
 def measure_complexity(model: nn.Module, input_shape: Sequence[int]) -> Complexity:
     """Parameters and per-image FLOPs of ``model`` for one input of shape ``(C, *S)`` (eval mode).
 
@@ -109,7 +107,7 @@ def measure_complexity(model: nn.Module, input_shape: Sequence[int]) -> Complexi
     counter = _OpCounter()
     handles = []
     for module in model.modules():
-        if _is_kan_module(module):
+        if is_kan_layer(module):
             handles.append(module.register_forward_pre_hook(lambda *_: _shift(counter, 1)))
             handles.append(module.register_forward_hook(lambda *_: _shift(counter, -1)))
     was_training = model.training

@@ -63,6 +63,23 @@ def test_kan_parameter_scopes(kan_model):
         kan_parameter_names(kan_model, "everything")
 
 
+@pytest.mark.parametrize("encoder, has_kan", [("kanseg-conv", False), ("kanseg-gram", True)])
+def test_smp_encoder_gets_the_kan_lr_only_for_kan_layers(encoder, has_kan):
+    """Groups go by layer type: the plain-conv smp encoder (class ``KANEncoder``) has no KAN parameter."""
+    import segmentation_models_pytorch as smp
+
+    import kanseg.models.smp_encoders  # noqa: F401  (registers the encoders)
+
+    model = smp.Unet(encoder, encoder_weights=None, in_channels=1, classes=1, encoder_depth=2,
+                     decoder_channels=(8, 4))
+    kan = kan_parameter_names(model)
+    prefixes = tuple(f"{n}." for n, m in model.named_modules() if isinstance(m, KANConv))
+    assert kan == {n for n, _ in model.named_parameters() if n.startswith(prefixes)}
+    assert bool(kan) == has_kan
+    groups = [g["name"] for g in build_optimizer(model, lr=1e-4, kan_lr=1e-2).param_groups]
+    assert groups == (["kan", "other"] if has_kan else ["other"])
+
+
 def test_optimizer_groups_get_their_lr(kan_model):
     opt = build_optimizer(kan_model, "adamw", lr=1e-4, weight_decay=1e-4, kan_lr=1e-2, kan_weight_decay=0.0)
     groups = {g["name"]: g for g in opt.param_groups}

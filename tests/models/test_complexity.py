@@ -33,6 +33,22 @@ def test_gram_kan_layer_counts_base_and_basis_convs_and_basis_ops():
     assert c.params == count_parameters(layer)
 
 
+def test_kan_work_is_booked_by_layer_type_not_by_module_name():
+    class Wrapped(nn.Module):  # defined outside kanseg.kan, holds a KAN layer and a plain SiLU
+        def __init__(self):
+            super().__init__()
+            self.kan = create_kan_conv("gram", 2, 4, 4, 3, padding=1)
+            self.act = nn.SiLU()
+
+        def forward(self, x):
+            return self.act(self.kan(x))
+
+    layer_only = measure_complexity(Wrapped().kan, (4, 8, 8))
+    c = measure_complexity(Wrapped(), (4, 8, 8))
+    assert c.kan_ops == layer_only.kan_ops > 0
+    assert c.other_ops == 4 * 8 * 8  # the outer SiLU only
+
+
 def test_flops_scale_with_image_area_and_model_is_left_alone():
     model = create_model("unet-conv", depth=3, base_width=4).train()
     before = {k: v.clone() for k, v in model.state_dict().items()}
