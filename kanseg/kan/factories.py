@@ -1,20 +1,27 @@
 """Small factories picking layers by name and by ``spatial_dims`` (timm / MONAI style).
 
 ``conv_class(2)`` -> ``nn.Conv2d``; ``get_norm("instance", 2, 32)`` -> ``InstanceNorm2d(32)``;
-``get_activation("silu")`` -> ``nn.SiLU()``. Unknown names raise ``ValueError`` listing the valid ones.
+``get_activation("silu")`` -> ``nn.SiLU()``. Norms and activations go through MONAI's ``Norm`` / ``Act``
+factories, so a layer spec is a name or a ``(name, options)`` pair: ``("instance", {"affine": True})``,
+``("leakyrelu", {"negative_slope": 0.1})``. Unknown names raise ``ValueError`` listing the valid ones.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any, Union
 
 import torch
+from monai.networks.layers.factories import Act, Norm
+from monai.networks.layers.utils import get_act_layer, get_norm_layer
 from torch import nn
 
 _CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
 _DROPOUT = {1: nn.Dropout1d, 2: nn.Dropout2d, 3: nn.Dropout3d}
-NORMS = ("instance", "batch", "group", "none")
+NORMS = ("instance", "batch", "group", "none")  # kanseg's usual names; MONAI's others are accepted too
 ACTIVATIONS = ("silu", "gelu", "relu", "identity")
+# A norm or activation: a name, or (name, constructor options); None = identity (or a caller's default).
+LayerSpec = Union[str, tuple[str, dict[str, Any]], None]
 
 
 def check_spatial_dims(spatial_dims: int) -> int:
@@ -40,32 +47,57 @@ def group_norm_groups(channels: int, max_groups: int = 8) -> int:
     return math.gcd(channels, max_groups)
 
 
-def get_norm(name: str, spatial_dims: int, channels: int) -> nn.Module:
-    """Channel-wise normalisation over ``channels`` for ``(B, C, *spatial)`` tensors.
+def _split_spec(spec: LayerSpec, kind: str) -> tuple[str | None, dict[str, Any]]:
+    """``"relu"`` -> ``("relu", {})``; ``("leakyrelu", {"negative_slope": 0.1})`` (or a 2-list, as YAML gives it)
+    -> ``("leakyrelu", {...})``; names are case-insensitive."""
+    if spec is None or isinstance(spec, str):
+        return (None if spec is None else spec.lower()), {}
+    if isinstance(spec, (tuple, list)) and len(spec) == 2 and isinstance(spec[0], str) and isinstance(spec[1], dict):
+        return spec[0].lower(), dict(spec[1])
+    raise ValueError(f"{kind} must be a name or a (name, options) pair, got {spec!r}")
 
-    ``instance``: InstanceNorm, affine off, no running stats (the reference default);
-    ``batch``: BatchNorm; ``group``: GroupNorm with up to 8 groups; ``none``: identity.
+
+def _valid(own: tuple[str, ...], factory) -> str:
+    return ", ".join(own + tuple(sorted(n.lower() for n in factory.names if n.lower() not in own)))
+
+
+def get_norm(norm: LayerSpec, spatial_dims: int, channels: int) -> nn.Module:
+    """Channel-wise normalisation over ``channels`` for ``(B, C, *spatial)`` tensors, through MONAI's ``Norm``
+    factory: a name or ``(name, options)``, e.g. ``("instance", {"affine": True})``.
+
+    ``instance``: InstanceNorm, affine off, no running stats (the reference default); ``batch``: BatchNorm;
+    ``group``: GroupNorm with up to 8 groups unless ``num_groups`` is given; ``none``/``None``: identity;
+    any other name of MONAI's ``Norm`` factory with the options it needs.
     """
     check_spatial_dims(spatial_dims)
-    if name == "instance":
-        return {1: nn.InstanceNorm1d, 2: nn.InstanceNorm2d, 3: nn.InstanceNorm3d}[spatial_dims](channels)
-    if name == "batch":
-        return {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}[spatial_dims](channels)
-    if name == "group":
-        return nn.GroupNorm(group_norm_groups(channels), channels)
-    if name in ("none", None):
+    name, options = _split_spec(norm, "norm")
+    if name in (None, "none"):
         return nn.Identity()
-    raise ValueError(f"unknown norm {name!r}; valid: {', '.join(NORMS)}")
+    if name.upper() not in Norm.names:
+        raise ValueError(f"unknown norm {name!r}; valid: {_valid(NORMS, Norm)}")
+    if name == "group":
+        options.setdefault("num_groups", group_norm_groups(channels))
+    try:
+        return get_norm_layer((name, options), spatial_dims, channels)
+    except TypeError as err:
+        raise ValueError(f"norm {norm!r}: {err}") from None
 
 
-def get_activation(name: str | None) -> nn.Module:
-    """``silu``, ``gelu``, ``relu`` or ``identity``/``None``."""
+def get_activation(act: LayerSpec) -> nn.Module:
+    """An activation module through MONAI's ``Act`` factory: a name or ``(name, options)``, e.g.
+    ``("leakyrelu", {"negative_slope": 0.1})``. ``silu`` is ``nn.SiLU`` (MONAI's ``swish`` is its own module);
+    ``identity``/``None``: identity."""
+    name, options = _split_spec(act, "activation")
     if name in (None, "identity"):
         return nn.Identity()
-    table = {"silu": nn.SiLU, "gelu": nn.GELU, "relu": nn.ReLU}
-    if name not in table:
-        raise ValueError(f"unknown activation {name!r}; valid: {', '.join(ACTIVATIONS)}")
-    return table[name]()
+    if name == "silu":
+        return nn.SiLU(**options)
+    if name.upper() not in Act.names:
+        raise ValueError(f"unknown activation {name!r}; valid: {_valid(ACTIVATIONS, Act)}")
+    try:
+        return get_act_layer((name, options))
+    except TypeError as err:
+        raise ValueError(f"activation {act!r}: {err}") from None
 
 
 class GroupPReLU(nn.Module):

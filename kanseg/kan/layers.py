@@ -15,6 +15,7 @@ from kanseg import kernels  # fused path; kanseg.kernels never imports kanseg.ka
 from kanseg.kan.basis import get_family
 from kanseg.kan.factories import (
     GroupPReLU,
+    LayerSpec,
     check_spatial_dims,
     conv_class,
     dropout_layer,
@@ -49,7 +50,10 @@ class KANConv(nn.Module):
         kernel_size, stride, padding, dilation: as for ``nn.ConvNd`` (ints); zero padding applies to the basis.
         groups: channel groups G (real grouped convolutions).
         dropout: channel dropout on ν(x), before the basis.
-        norm: ``"instance"``, ``"batch"``, ``"group"``, ``"none"``, or ``None`` for the family default.
+        norm: ``"instance"``, ``"batch"``, ``"group"``, ``"none"`` or another MONAI ``Norm`` name, or
+            ``(name, options)`` such as ``("instance", {"affine": True})``; ``None`` for the family default.
+        act: the activation after the norm, a MONAI ``Act`` name (plus ``silu``, ``identity``) or
+            ``(name, options)`` such as ``("leakyrelu", {"negative_slope": 0.1})``; ``None`` for the family's.
         bottleneck: the paper's parameter-efficient variant: 1×1 ``inner_proj`` C_in→G·r, the basis branch on r
             channels per group, 1×1 ``out_proj`` G·r→C_out; the base branch stays full width.
         dim_reduction: bottleneck reduction factor (r = ⌊max(I, O)/dim_reduction⌋, at least min(16, I, O)).
@@ -60,7 +64,8 @@ class KANConv(nn.Module):
 
     def __init__(self, family: str, spatial_dims: int, in_channels: int, out_channels: int, kernel_size: int,
                  stride: int = 1, padding: int = 0, dilation: int = 1, groups: int = 1, dropout: float = 0.0,
-                 norm: str | None = None, bottleneck: bool = False, dim_reduction: float = 4.0, **options):
+                 norm: LayerSpec = None, bottleneck: bool = False, dim_reduction: float = 4.0,
+                 act: LayerSpec = None, **options):
         super().__init__()
         family_cls = get_family(family)
         check_spatial_dims(spatial_dims)
@@ -100,7 +105,7 @@ class KANConv(nn.Module):
             self.base_conv = conv(in_channels, out_channels, kernel_size, stride, padding, dilation,
                                   groups=groups, bias=False)
         self.norm = nn.Identity() if family_cls.norm_on_input else get_norm(norm, spatial_dims, out_channels)
-        post = family_cls.post_activation
+        post = family_cls.post_activation if act is None else act
         self.act = GroupPReLU(groups, out_channels) if post == "group-prelu" else get_activation(post)
         for layer in (self.base_conv, self.inner_proj, self.out_proj):
             if layer is not None:

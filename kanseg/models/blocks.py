@@ -11,8 +11,9 @@ A block is ``n_convs`` convolution layers (the first one may be strided) with an
     >>> block(torch.randn(1, 8, 32, 32)).shape
     torch.Size([1, 16, 16, 16])
 
-Options common to all blocks: ``kernel_size``, ``n_convs``, ``residual``, ``norm``, ``dropout``. ``conv`` also
-takes ``act``; KAN blocks take their family's options (``degree``, ``grid_size``, ``dim_reduction``...).
+Options common to all blocks: ``kernel_size``, ``n_convs``, ``residual``, ``norm``, ``act``, ``dropout``; ``norm``
+and ``act`` are names or ``(name, options)`` pairs of MONAI's factories (``("instance", {"affine": True})``).
+KAN blocks also take their family's options (``degree``, ``grid_size``, ``dim_reduction``...).
 """
 
 from __future__ import annotations
@@ -23,12 +24,11 @@ import torch
 from torch import nn
 
 from kanseg.errors import KansegError
-from kanseg.kan.factories import conv_class, dropout_layer, get_activation, get_norm
+from kanseg.kan.factories import LayerSpec, conv_class, dropout_layer, get_activation, get_norm
 
 KAN_PREFIX = "kan:"
 BOTTLENECK_SUFFIX = "-bottleneck"
-COMMON_OPTIONS = ("kernel_size", "n_convs", "residual", "norm", "dropout")
-CONV_OPTIONS = ("act",)
+COMMON_OPTIONS = ("kernel_size", "n_convs", "residual", "norm", "act", "dropout")
 
 
 class ModelConfigError(KansegError, ValueError):
@@ -47,7 +47,7 @@ class ConvNormAct(nn.Sequential):
     """Conv (no bias) -> Norm -> Act -> channel Dropout: ``(B, C_in, *S) -> (B, C_out, *S / stride)``."""
 
     def __init__(self, spatial_dims: int, in_channels: int, out_channels: int, kernel_size: int = 3,
-                 stride: int = 1, norm: str = "batch", act: str = "relu", dropout: float = 0.0):
+                 stride: int = 1, norm: LayerSpec = "batch", act: LayerSpec = "relu", dropout: float = 0.0):
         layers = [
             conv_class(spatial_dims)(in_channels, out_channels, kernel_size, stride=stride,
                                      padding=kernel_size // 2, bias=False),
@@ -79,28 +79,26 @@ class ConvBlock(nn.Module):
         return y if self.shortcut is None else y + self.shortcut(x)
 
 
-def _layer_factory(name: str, spatial_dims: int, kernel_size: int, norm: str | None, dropout: float,
-                   options: dict) -> Callable[[int, int, int], nn.Module]:
+def _layer_factory(name: str, spatial_dims: int, kernel_size: int, norm: LayerSpec, act: LayerSpec,
+                   dropout: float, options: dict) -> Callable[[int, int, int], nn.Module]:
     """``make(in_channels, out_channels, stride) -> layer`` for block ``name`` (options already checked)."""
     if name == "conv":
-        unknown = sorted(set(options) - set(CONV_OPTIONS))
-        if unknown:
-            valid = ", ".join(COMMON_OPTIONS + CONV_OPTIONS)
-            raise ModelConfigError(f"unknown option(s) {unknown} for block 'conv'; valid: {valid}")
-        act = options.get("act", "relu")
+        if options:
+            valid = ", ".join(COMMON_OPTIONS)
+            raise ModelConfigError(f"unknown option(s) {sorted(options)} for block 'conv'; valid: {valid}")
         return lambda c_in, c_out, stride: ConvNormAct(spatial_dims, c_in, c_out, kernel_size, stride,
-                                                       norm or "batch", act, dropout)
+                                                       norm or "batch", act or "relu", dropout)
     from kanseg.kan import create_kan_conv
 
     family = name[len(KAN_PREFIX):]
     return lambda c_in, c_out, stride: create_kan_conv(family, spatial_dims, c_in, c_out, kernel_size,
                                                        stride=stride, padding=kernel_size // 2,
-                                                       dropout=dropout, norm=norm, **options)
+                                                       dropout=dropout, norm=norm, act=act, **options)
 
 
 def create_block(name: str, spatial_dims: int, in_channels: int, out_channels: int, *, stride: int = 1,
-                 kernel_size: int = 3, n_convs: int = 2, residual: bool = False, norm: str | None = None,
-                 dropout: float = 0.0, **options) -> ConvBlock:
+                 kernel_size: int = 3, n_convs: int = 2, residual: bool = False, norm: LayerSpec = None,
+                 act: LayerSpec = None, dropout: float = 0.0, **options) -> ConvBlock:
     """Build block ``name`` mapping ``(B, in_channels, *S)`` to ``(B, out_channels, *S / stride)``.
 
     Args:
@@ -110,10 +108,12 @@ def create_block(name: str, spatial_dims: int, in_channels: int, out_channels: i
         kernel_size: odd kernel size of every layer ("same" padding).
         n_convs: number of layers (>= 1).
         residual: add a shortcut (identity or strided 1x1 conv) around the layers.
-        norm: ``instance``, ``batch``, ``group``, ``none``; ``None`` = the block's default
-            (``batch`` for ``conv``, the family's default for KAN blocks).
+        norm: ``instance``, ``batch``, ``group``, ``none`` or any MONAI ``Norm`` name, or ``(name, options)``;
+            ``None`` = the block's default (``batch`` for ``conv``, the family's default for KAN blocks).
+        act: activation after the norm, a MONAI ``Act`` name (plus ``silu``, ``identity``) or ``(name, options)``;
+            ``None`` = the block's default (``relu`` for ``conv``, the family's post-activation for KAN blocks).
         dropout: dropout probability of every layer.
-        options: ``act`` for ``conv``; the family's options for KAN blocks (``degree``, ``grid_size``...).
+        options: the family's options for KAN blocks (``degree``, ``grid_size``...).
 
     Raises:
         ModelConfigError: unknown name or option, or an invalid value (the message names the valid ones).
@@ -125,7 +125,7 @@ def create_block(name: str, spatial_dims: int, in_channels: int, out_channels: i
     if kernel_size < 1 or kernel_size % 2 == 0:
         raise ModelConfigError(f"kernel_size must be odd and positive, got {kernel_size!r}")
     try:
-        make = _layer_factory(name, spatial_dims, kernel_size, norm, dropout, options)
+        make = _layer_factory(name, spatial_dims, kernel_size, norm, act, dropout, options)
         layers = [make(in_channels, out_channels, stride)]
         layers += [make(out_channels, out_channels, 1) for _ in range(n_convs - 1)]
         shortcut = None

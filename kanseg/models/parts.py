@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kanseg.kan.factories import conv_class, get_norm
+from kanseg.kan.factories import LayerSpec, conv_class, get_norm
 
 UPSAMPLE_MODES = ("linear", "nearest", "transpose")
 _UPSAMPLE_ALIASES = {"bilinear": "linear", "trilinear": "linear"}
@@ -58,7 +58,7 @@ class AttentionGate(nn.Module):
     """
 
     def __init__(self, spatial_dims: int, skip_channels: int, gate_channels: int, inter_channels: int | None = None,
-                 norm: str = "batch"):
+                 norm: LayerSpec = "batch"):
         super().__init__()
         conv = conv_class(spatial_dims)
         inter = inter_channels or max(skip_channels // 2, 1)

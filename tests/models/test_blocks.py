@@ -39,6 +39,15 @@ def test_kan_block_options_reach_the_layers():
     assert all(any(isinstance(n, nn.GroupNorm) for n in m.modules()) for m in block.layers)
 
 
+def test_norm_and_act_specs_reach_every_block_layer():
+    conv = create_block("conv", 2, 3, 4, norm=("instance", {"affine": True}),
+                        act=("leakyrelu", {"negative_slope": 0.1}))
+    assert [type(m) for m in conv.layers[0]] == [nn.Conv2d, nn.InstanceNorm2d, nn.LeakyReLU]
+    assert conv.layers[0][1].affine and conv.layers[0][2].negative_slope == 0.1
+    kan = create_block("kan:gram", 3, 2, 4, norm="batch", act="gelu")
+    assert all(isinstance(m.norm, nn.BatchNorm3d) and isinstance(m.act, nn.GELU) for m in kan.layers)
+
+
 def test_residual_identity_adds_the_input():
     torch.manual_seed(0)
     block = create_block("kan:gram", 2, 4, 4, residual=True).eval()
@@ -69,10 +78,10 @@ def test_bottleneck_block_is_much_smaller_than_plain():
     (dict(name="conv", degree=3), r"unknown option\(s\) \['degree'\] for block 'conv'; valid: .*act"),
     (dict(name="kan:gram", grid_size=4), r"block 'kan:gram': .*grid_size"),
     (dict(name="kan:gram", degree=-1), r"block 'kan:gram': .*degree"),
-    (dict(name="kan:gram", norm="layer"), r"block 'kan:gram': .*norm"),
+    (dict(name="kan:gram", norm="nope"), r"block 'kan:gram': .*norm"),
     (dict(name="conv", n_convs=0), r"n_convs must be >= 1"),
     (dict(name="conv", kernel_size=4), r"kernel_size must be odd"),
-    (dict(name="conv", act="tanh"), r"block 'conv': unknown activation 'tanh'"),
+    (dict(name="conv", act="tanhh"), r"block 'conv': unknown activation 'tanhh'"),
 ])
 def test_bad_block_configs_are_one_line_errors(kwargs, message):
     name = kwargs.pop("name")
