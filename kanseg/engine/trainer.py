@@ -2,9 +2,15 @@
 
 Run directory (written by rank 0 only): ``config.yaml`` (resolved), ``best.pt`` (best value of
 ``cfg.monitor`` on the validation subset), ``last.pt`` (plus optimiser, schedule, scaler, epoch,
-best-so-far and RNG states), ``metrics.jsonl`` (one line per epoch), ``log.txt`` and, once the
-last epoch is done, ``summary.json`` (the best checkpoint evaluated on the validation subset,
-per case and aggregated, HD95 included).
+best-so-far and RNG states), ``metrics.jsonl`` (one line per epoch), ``metrics.csv`` (the same as a
+table, :class:`~kanseg.engine.callbacks.MetricsCSV`), ``log.txt`` and, once the last epoch is done,
+``summary.json`` (the best checkpoint evaluated on the validation subset, per case and aggregated,
+HD95 included).
+
+The loop is made of steps sharing a :class:`TrainState`: :func:`_set_up`, then per epoch
+:func:`_run_epoch` (seeding, :func:`_train_epoch`, schedule), :func:`_validate` when due,
+:func:`_save_checkpoints`, then :func:`_finish`. Between the steps it calls the hook points of
+:mod:`kanseg.engine.callbacks`, where training features plug in without editing the loop.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +31,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from kanseg.checkpoint import load_checkpoint, save_checkpoint
 from kanseg.config import TrainConfig, save_config
 from kanseg.engine import setup
+from kanseg.engine.callbacks import Callback, CallbackList, default_callbacks
 from kanseg.engine.distributed import (
     DistributedContext, all_gather_objects, all_reduce_sum, barrier, broadcast_buffers, broadcast_object,
     init_distributed, shutdown,
@@ -57,34 +65,6 @@ def weights_digest(model: nn.Module) -> str:
 
 def _flat_scores(report: dict[str, Any]) -> dict[str, float]:
     return {name: monitor_value(report, name) for name in MONITORS if name[:4] != "ukan" or "ukan_compat" in report}
-
-
-def _train_epoch(net, loader, loss_fn, optimizer, scaler, cfg: TrainConfig, ctx: DistributedContext,
-                 log: RunLog, epoch: int) -> float:
-    """One pass over this rank's shard; returns the sample-weighted mean loss over all ranks."""
-    net.train()
-    total = torch.zeros(2, dtype=torch.float64)  # loss sum, samples
-    bar = log.bar(loader, total=len(loader), desc=f"epoch {epoch + 1}/{cfg.epochs}")
-    for batch in bar:
-        images = batch["image"].to(ctx.device, non_blocking=True)
-        labels = batch["label"].to(ctx.device, non_blocking=True)
-        optimizer.zero_grad(set_to_none=True)
-        with autocast(ctx.device, cfg.amp):
-            outputs = net(images)
-        loss = loss_fn(outputs, labels)
-        if not torch.isfinite(loss):
-            raise KansegError(f"training diverged: loss is {loss.item()} at epoch {epoch + 1}; "
-                              "lower optim.lr / optim.kan_lr or set --amp off")
-        scaler.scale(loss).backward()
-        if cfg.optim.grad_clip:
-            scaler.unscale_(optimizer)
-            nn.utils.clip_grad_norm_(net.parameters(), cfg.optim.grad_clip)
-        scaler.step(optimizer)
-        scaler.update()
-        total += torch.tensor([loss.item() * len(images), len(images)], dtype=torch.float64)
-        bar.set_postfix(loss=f"{total[0] / total[1]:.4f}")
-    total = all_reduce_sum(ctx, total).cpu()
-    return float(total[0] / max(total[1], 1))
 
 
 def _prepare_run_dir(cfg: TrainConfig, resume: Path | None, ctx: DistributedContext) -> Path:
@@ -131,7 +111,48 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, stop_after: int
         shutdown(ctx)
 
 
-def _train(cfg: TrainConfig, resume: Path | None, stop_after: int | None, ctx: DistributedContext) -> TrainResult:
+@dataclass
+class TrainState:
+    """What the training steps share and callbacks read: built by :func:`_set_up`, updated in place by the steps.
+
+    ``epoch`` is the 0-based index of the running epoch; ``record`` is its ``metrics.jsonl`` line
+    (``epoch``, ``train_loss``, ``lr`` per group, ``val`` when validated, ``time_s``, ``best``).
+    """
+
+    cfg: TrainConfig
+    ctx: DistributedContext
+    run_dir: Path
+    log: RunLog
+    model: nn.Module
+    net: nn.Module  # the model, or its DistributedDataParallel wrapper
+    loss_fn: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    scaler: torch.amp.GradScaler
+    train_ds: Any
+    val_ds: Any
+    sampler: DistributedSampler
+    loader: DataLoader
+    eval_kwargs: dict[str, Any]
+    checkpoint_info: dict[str, Any]  # model description stored in every checkpoint
+    n_params: int
+    note: str | None
+    resumed: bool
+    start_epoch: int
+    end_epoch: int
+    best_epoch: int = 0
+    best_value: float = -math.inf
+    epoch: int = 0
+    batch: int = 0
+    batch_loss: float = math.nan
+    improved: bool = False
+    record: dict[str, Any] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    result: TrainResult | None = None
+
+
+def _set_up(cfg: TrainConfig, resume: Path | None, stop_after: int | None, ctx: DistributedContext) -> TrainState:
+    """Set-up step: run directory, data, model, optimiser (restored from ``last.pt`` when resuming), loader."""
     run_dir = _prepare_run_dir(cfg, resume, ctx)  # nothing is written until everything below is valid
 
     # datasets: rank 0 first (it may generate or cache data), then the others
@@ -146,7 +167,7 @@ def _train(cfg: TrainConfig, resume: Path | None, stop_after: int | None, ctx: D
     model = setup.make_model(cfg, kwargs).to(ctx.device)
     loss_fn, optimizer, scheduler, scaler = setup.build_training(cfg, model, ctx.device)
 
-    start_epoch, best_epoch, best_value, history = 0, 0, -math.inf, []
+    start_epoch, best_epoch, best_value = 0, 0, -math.inf
     if resume is not None:
         start_epoch, best_epoch, best_value = _restore(run_dir / "last.pt", cfg, model, optimizer, scheduler, scaler)
     log = RunLog(run_dir, enabled=ctx.is_main)
@@ -167,66 +188,153 @@ def _train(cfg: TrainConfig, resume: Path | None, stop_after: int | None, ctx: D
     sampler = DistributedSampler(train_ds, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True, seed=cfg.seed)
     loader = DataLoader(train_ds, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.data.num_workers,
                         drop_last=len(sampler) > cfg.batch_size, pin_memory=ctx.device.type == "cuda")
-    eval_kwargs = setup.eval_options(cfg, val_ds)
-    save = dict(model_name=cfg.model.name, model_kwargs=kwargs, preprocessing=train_ds.preprocessing)
+    info = dict(model_name=cfg.model.name, model_kwargs=kwargs, preprocessing=train_ds.preprocessing)
     if cfg.data.patch_size:  # 3D patch training: predict uses the same window by default
-        save["patch_size"] = [int(s) for s in cfg.data.patch_size]
+        info["patch_size"] = [int(s) for s in cfg.data.patch_size]
     end_epoch = cfg.epochs if stop_after is None else min(cfg.epochs, start_epoch + stop_after)
+    return TrainState(cfg=cfg, ctx=ctx, run_dir=run_dir, log=log, model=model, net=net, loss_fn=loss_fn,
+                      optimizer=optimizer, scheduler=scheduler, scaler=scaler, train_ds=train_ds, val_ds=val_ds,
+                      sampler=sampler, loader=loader, eval_kwargs=setup.eval_options(cfg, val_ds),
+                      checkpoint_info=info, n_params=n_params, note=note, resumed=resume is not None,
+                      start_epoch=start_epoch, end_epoch=end_epoch, best_epoch=best_epoch, best_value=best_value)
 
-    epochs = log.bar(range(start_epoch, end_epoch), total=end_epoch - start_epoch, desc="training", leave=True)
-    for epoch in epochs:
-        started = time.perf_counter()
-        seed_everything(epoch_seed(cfg.seed, epoch, ctx.rank))
-        sampler.set_epoch(epoch)
-        if hasattr(train_ds, "set_epoch"):
-            train_ds.set_epoch(epoch)
-        lrs = {g.get("name", str(i)): g["lr"] for i, g in enumerate(optimizer.param_groups)}
-        train_loss = _train_epoch(net, loader, loss_fn, optimizer, scaler, cfg, ctx, log, epoch)
-        broadcast_buffers(ctx, model)  # e.g. BatchNorm running stats: each rank updated its own
-        scheduler.step()
-        record: dict[str, Any] = {"epoch": epoch + 1, "train_loss": train_loss, "lr": lrs}
-        improved = False
-        if (epoch + 1) % cfg.val_every == 0 or epoch + 1 == cfg.epochs:
-            _, report = evaluate_dataset(model, val_ds, ctx, with_hd95=False, log=log, **eval_kwargs)
-            record["val"] = _flat_scores(report)
-            value = record["val"][cfg.monitor]
-            improved = value > best_value
-            if improved:
-                best_epoch, best_value = epoch + 1, value
-        record["time_s"] = round(time.perf_counter() - started, 3)
-        record["best"] = improved
-        history.append(record)
-        if ctx.is_main:
-            log.log_epoch(record)
-            if improved:
-                save_checkpoint(run_dir / "best.pt", **save, state_dict=model.state_dict(), epoch=epoch + 1,
-                                metrics=record["val"], monitor=cfg.monitor)
-            save_checkpoint(run_dir / "last.pt", **save, state_dict=model.state_dict(), epoch=epoch + 1,
-                            best_epoch=best_epoch, best_value=best_value, optimizer=optimizer.state_dict(),
-                            scheduler=scheduler.state_dict(), scaler=scaler.state_dict(), rng=rng_state())
-        val = record.get("val")
-        epochs.set_postfix(loss=f"{train_loss:.4f}", **({"val_dice": f"{val['dice']:.4f}"} if val else {}))
-        val_text = f" val dice {val['dice']:.4f} iou {val['iou']:.4f}{' *' if improved else ''}" if val else ""
-        log.info(f"epoch {epoch + 1}/{cfg.epochs} loss {train_loss:.4f}{val_text} ({record['time_s']:.1f} s)")
-        barrier(ctx)
 
+def _train_epoch(state: TrainState, hooks: Callback) -> float:
+    """Epoch step: one pass over this rank's shard; returns the sample-weighted mean loss over all ranks."""
+    cfg, ctx, net, optimizer, scaler = state.cfg, state.ctx, state.net, state.optimizer, state.scaler
+    net.train()
+    total = torch.zeros(2, dtype=torch.float64)  # loss sum, samples
+    bar = state.log.bar(state.loader, total=len(state.loader), desc=f"epoch {state.epoch + 1}/{cfg.epochs}")
+    for index, batch in enumerate(bar):
+        images = batch["image"].to(ctx.device, non_blocking=True)
+        labels = batch["label"].to(ctx.device, non_blocking=True)
+        optimizer.zero_grad(set_to_none=True)
+        with autocast(ctx.device, cfg.amp):
+            outputs = net(images)
+        loss = state.loss_fn(outputs, labels)
+        if not torch.isfinite(loss):
+            raise KansegError(f"training diverged: loss is {loss.item()} at epoch {state.epoch + 1}; "
+                              "lower optim.lr / optim.kan_lr or set --amp off")
+        scaler.scale(loss).backward()
+        if cfg.optim.grad_clip:
+            scaler.unscale_(optimizer)
+            nn.utils.clip_grad_norm_(net.parameters(), cfg.optim.grad_clip)
+        scaler.step(optimizer)
+        scaler.update()
+        state.batch, state.batch_loss = index, loss.item()
+        total += torch.tensor([state.batch_loss * len(images), len(images)], dtype=torch.float64)
+        bar.set_postfix(loss=f"{total[0] / total[1]:.4f}")
+        hooks.on_train_batch_end(state)
+    total = all_reduce_sum(ctx, total).cpu()
+    return float(total[0] / max(total[1], 1))
+
+
+def _run_epoch(state: TrainState, hooks: Callback) -> None:
+    """Seed the epoch, train it, step the schedule; starts ``state.record``."""
+    ctx, optimizer = state.ctx, state.optimizer
+    seed_everything(epoch_seed(state.cfg.seed, state.epoch, ctx.rank))
+    state.sampler.set_epoch(state.epoch)
+    if hasattr(state.train_ds, "set_epoch"):
+        state.train_ds.set_epoch(state.epoch)
+    lrs = {g.get("name", str(i)): g["lr"] for i, g in enumerate(optimizer.param_groups)}
+    train_loss = _train_epoch(state, hooks)
+    broadcast_buffers(ctx, state.model)  # e.g. BatchNorm running stats: each rank updated its own
+    state.scheduler.step()
+    state.record = {"epoch": state.epoch + 1, "train_loss": train_loss, "lr": lrs}
+    state.improved = False
+
+
+def _validation_due(cfg: TrainConfig, epoch: int) -> bool:
+    return (epoch + 1) % cfg.val_every == 0 or epoch + 1 == cfg.epochs
+
+
+def _validate(state: TrainState) -> None:
+    """Validation step: score the validation subset; track the best value of ``cfg.monitor``."""
+    _, report = evaluate_dataset(state.model, state.val_ds, state.ctx, with_hd95=False, log=state.log,
+                                 **state.eval_kwargs)
+    state.record["val"] = _flat_scores(report)
+    value = state.record["val"][state.cfg.monitor]
+    state.improved = value > state.best_value
+    if state.improved:
+        state.best_epoch, state.best_value = state.epoch + 1, value
+
+
+def _save_checkpoints(state: TrainState) -> None:
+    """Checkpoint step (main rank): the epoch's ``metrics.jsonl`` line, ``best.pt`` when improved, ``last.pt``."""
+    if not state.ctx.is_main:
+        return
+    run_dir, record, info, epoch = state.run_dir, state.record, state.checkpoint_info, state.epoch + 1
+    state.log.log_epoch(record)
+    if state.improved:
+        save_checkpoint(run_dir / "best.pt", **info, state_dict=state.model.state_dict(), epoch=epoch,
+                        metrics=record["val"], monitor=state.cfg.monitor)
+    save_checkpoint(run_dir / "last.pt", **info, state_dict=state.model.state_dict(), epoch=epoch,
+                    best_epoch=state.best_epoch, best_value=state.best_value, optimizer=state.optimizer.state_dict(),
+                    scheduler=state.scheduler.state_dict(), scaler=state.scaler.state_dict(), rng=rng_state())
+
+
+def _report_epoch(state: TrainState, bar) -> None:
+    """The epoch's progress-bar postfix and log line."""
+    record, cfg = state.record, state.cfg
+    val = record.get("val")
+    bar.set_postfix(loss=f"{record['train_loss']:.4f}", **({"val_dice": f"{val['dice']:.4f}"} if val else {}))
+    val_text = f" val dice {val['dice']:.4f} iou {val['iou']:.4f}{' *' if state.improved else ''}" if val else ""
+    state.log.info(f"epoch {record['epoch']}/{cfg.epochs} loss {record['train_loss']:.4f}{val_text} "
+                   f"({record['time_s']:.1f} s)")
+
+
+def _finish(state: TrainState) -> TrainResult:
+    """Final step: the best checkpoint evaluated on the validation subset, ``summary.json`` (last epoch only)."""
+    cfg, ctx, log, model = state.cfg, state.ctx, state.log, state.model
     digests = all_gather_objects(ctx, weights_digest(model))
-    result = TrainResult(run_dir, best_epoch, best_value, history)
-    if end_epoch < cfg.epochs:
-        log.info(f"stopped after epoch {end_epoch}; continue with: kanseg train --resume {run_dir}")
+    result = TrainResult(state.run_dir, state.best_epoch, state.best_value, state.history)
+    if state.end_epoch < cfg.epochs:
+        log.info(f"stopped after epoch {state.end_epoch}; continue with: kanseg train --resume {state.run_dir}")
         return result
 
+    run_dir = state.run_dir
     best_state = broadcast_object(ctx, load_checkpoint(run_dir / "best.pt")["state_dict"] if ctx.is_main else None)
     model.load_state_dict(best_state)
-    rows, report = evaluate_dataset(model, val_ds, ctx, with_hd95=True, log=log, **eval_kwargs)
+    rows, report = evaluate_dataset(model, state.val_ds, ctx, with_hd95=True, log=log, **state.eval_kwargs)
     result.summary = {
-        "run": {"model": cfg.model.name, "params": n_params, "dataset": cfg.data.dataset, "split": cfg.data.split,
-                "epochs": cfg.epochs, "best_epoch": best_epoch, "monitor": cfg.monitor, "best_value": best_value,
-                "world_size": ctx.world_size, "weights_sha1_per_rank": digests, "protocol_note": note},
-        cfg.data.val_subset: {"checkpoint": "best.pt", "epoch": best_epoch, "report": report, "cases": rows},
+        "run": {"model": cfg.model.name, "params": state.n_params, "dataset": cfg.data.dataset,
+                "split": cfg.data.split, "epochs": cfg.epochs, "best_epoch": state.best_epoch, "monitor": cfg.monitor,
+                "best_value": state.best_value, "world_size": ctx.world_size, "weights_sha1_per_rank": digests,
+                "protocol_note": state.note},
+        cfg.data.val_subset: {"checkpoint": "best.pt", "epoch": state.best_epoch, "report": report, "cases": rows},
     }
     if ctx.is_main:
         write_json(run_dir / "summary.json", result.summary)
-        log.info(format_report(report, f"best.pt (epoch {best_epoch}) on {cfg.data.val_subset}:"))
+        log.info(format_report(report, f"best.pt (epoch {state.best_epoch}) on {cfg.data.val_subset}:"))
         log.info(f"run directory: {run_dir}")
     return result
+
+
+def _train(cfg: TrainConfig, resume: Path | None, stop_after: int | None, ctx: DistributedContext,
+           callbacks: Sequence[Callback] = ()) -> TrainResult:
+    """The loop: set-up, then per epoch train -> validate (when due) -> checkpoint, then the final step; at the
+    hook points it calls :func:`~kanseg.engine.callbacks.default_callbacks`, then ``callbacks``."""
+    state = _set_up(cfg, resume, stop_after, ctx)
+    hooks = CallbackList([*default_callbacks(), *callbacks])
+    hooks.on_fit_start(state)
+    epochs = state.log.bar(range(state.start_epoch, state.end_epoch), total=state.end_epoch - state.start_epoch,
+                           desc="training", leave=True)
+    for epoch in epochs:
+        started = time.perf_counter()
+        state.epoch = epoch
+        hooks.on_epoch_start(state)
+        _run_epoch(state, hooks)
+        if _validation_due(cfg, epoch):
+            _validate(state)
+            hooks.on_validation_end(state)
+        state.record["time_s"] = round(time.perf_counter() - started, 3)
+        state.record["best"] = state.improved
+        state.history.append(state.record)
+        _save_checkpoints(state)
+        hooks.on_checkpoint(state)
+        _report_epoch(state, epochs)
+        hooks.on_epoch_end(state)
+        barrier(ctx)
+    state.result = _finish(state)
+    hooks.on_fit_end(state)
+    return state.result

@@ -1,5 +1,6 @@
 """Training runs on the generated demo data: learning, exact resume, seeded determinism, files."""
 
+import csv
 import json
 import math
 
@@ -23,6 +24,12 @@ def _metrics(run_dir):
     return [{k: v for k, v in r.items() if k != "time_s"} for r in rows]
 
 
+def _csv(run_dir):
+    """metrics.csv rows (dicts of strings) without the wall-clock column."""
+    with open(run_dir / "metrics.csv", newline="") as handle:
+        return [{k: v for k, v in row.items() if k != "time_s"} for row in csv.DictReader(handle)]
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, tiny_config):
     """Four runs of the same tiny config: A and C uninterrupted, B stopped after 1 epoch and resumed,
@@ -34,6 +41,9 @@ def runs(tmp_path_factory, tiny_config):
     partial = train(tiny_config(root / "B", epochs=EPOCHS), stop_after=1)
     assert partial.summary == {} and not (root / "B" / "summary.json").exists()
     assert len(_metrics(root / "B")) == 1
+    for name in ("metrics.jsonl", "metrics.csv"):  # as if killed after logging epoch 2, before its last.pt
+        lines = (root / "B" / name).read_text().splitlines()
+        (root / "B" / name).write_text("\n".join([*lines, lines[-1].replace("1", "2", 1)]) + "\n")
     out["B"] = train(load_config(root / "B" / "config.yaml"), resume=root / "B")
     return out
 
@@ -41,7 +51,7 @@ def runs(tmp_path_factory, tiny_config):
 def test_run_directory_files(runs):
     run_dir = runs["A"].run_dir
     assert sorted(p.name for p in run_dir.iterdir()) == [
-        "best.pt", "config.yaml", "last.pt", "log.txt", "metrics.jsonl", "summary.json"]
+        "best.pt", "config.yaml", "last.pt", "log.txt", "metrics.csv", "metrics.jsonl", "summary.json"]
     metrics = _metrics(run_dir)
     assert [m["epoch"] for m in metrics] == list(range(1, EPOCHS + 1))
     best = max(metrics, key=lambda m: m["val"]["dice"])
@@ -82,7 +92,20 @@ def test_resume_equals_uninterrupted(runs):
     for key in a["state_dict"]:
         assert torch.equal(a["state_dict"][key], b["state_dict"][key]), key
     assert _metrics(runs["A"].run_dir) == _metrics(runs["B"].run_dir)
+    assert _csv(runs["A"].run_dir) == _csv(runs["B"].run_dir)  # the stale epoch-2 row is gone
     assert runs["B"].summary["val"]["report"] == runs["A"].summary["val"]["report"]
+
+
+def test_metrics_csv_is_metrics_jsonl_as_a_table(runs):
+    run_dir = runs["A"].run_dir
+    rows = _csv(run_dir)
+    header = (run_dir / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert header == ["epoch", "train_loss", "lr_other", "val_dice", "val_iou", "val_global_dice", "val_global_iou",
+                      "val_ukan_dice", "val_ukan_iou", "time_s"]
+    for row, record in zip(rows, _metrics(run_dir), strict=True):
+        assert int(row["epoch"]) == record["epoch"] and float(row["train_loss"]) == record["train_loss"]
+        assert float(row["lr_other"]) == record["lr"]["other"]
+        assert {k[4:]: float(v) for k, v in row.items() if k.startswith("val_")} == record["val"]
 
 
 def test_same_seed_same_metrics_other_seed_differs(runs):
