@@ -91,17 +91,9 @@ def sliding_window_logits(
     """
     if blend not in BLEND_MODES:
         raise ValueError(f"unknown blend mode {blend!r}; valid: {', '.join(BLEND_MODES)}")
-    return sliding_window_inference(
-        images,
-        roi_size=tuple(int(r) for r in roi_size),
-        sw_batch_size=sw_batch_size,
-        predictor=predictor,
-        overlap=overlap,
-        mode=blend,
-        sw_device=sw_device,
-        device=device,
-        progress=progress,
-    )
+    roi = tuple(int(r) for r in roi_size)
+    return sliding_window_inference(images, roi, sw_batch_size, predictor, overlap=overlap, mode=blend,
+                                    sw_device=sw_device, device=device, progress=progress)
 
 
 @torch.inference_mode()

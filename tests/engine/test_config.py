@@ -77,3 +77,14 @@ def test_shipped_configs_are_valid(name):
             1e-5, 1e-4, 0.5, 1.0)
         assert cfg.data.split == "legacy-2981" and cfg.monitor == "ukan_iou"
         assert cfg.data.image_size == (512 if name == "glas" else 256)
+
+
+def test_run_fingerprint_ignores_where_a_run_lives():
+    from kanseg.engine.setup import run_digest, run_fingerprint
+
+    base = load_config(None, {"data.dataset": "demo"})
+    moved = load_config(None, {"data.dataset": "demo", "out": "elsewhere", "device": "cpu", "data.data_root": "/x",
+                               "data.num_workers": 3})
+    assert run_fingerprint(base) == run_fingerprint(moved) and run_digest(base) == run_digest(moved)
+    assert len(run_digest(base)) == 8
+    assert run_digest(load_config(None, {"data.dataset": "demo", "seed": 1})) != run_digest(base)

@@ -88,3 +88,19 @@ def test_deep_supervision_list_output_uses_the_final_map():
 def test_unknown_blend_mode_lists_valid_ones():
     with pytest.raises(ValueError, match="valid: gaussian, constant"):
         sliding_window_probabilities(torch.randn(1, 4, 4), WindowPredictor(nn.Identity(), 2), (4, 4), blend="cubic")
+
+
+@pytest.mark.parametrize("spatial_dims, size", CASES)
+def test_evaluation_and_prediction_blend_windows_alike(spatial_dims, size):
+    """Validation (engine.evaluate.predict_logits) and prediction share one sliding-window call."""
+    from kanseg.engine.evaluate import predict_logits
+    from kanseg.inference.predictor import resize_probabilities
+
+    model = small_model(spatial_dims)
+    image = torch.randn(2, *size, generator=torch.Generator().manual_seed(0))
+    roi = (8,) * spatial_dims
+    evaluated = torch.sigmoid(predict_logits(model, image[None], roi_size=roi, sw_batch_size=4))[0]
+    predicted = sliding_window_probabilities(image, WindowPredictor(model, spatial_dims), roi)
+    assert torch.equal(evaluated, predicted)
+    native = tuple(s + 3 for s in size)
+    assert resize_probabilities(predicted, native).shape == (1, *native)
