@@ -54,6 +54,46 @@ class TrainResult:
     summary: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class TrainState:
+    """What the training steps share and callbacks read: built by :func:`_set_up`, updated in place by the steps.
+
+    ``epoch`` is the 0-based index of the running epoch; ``record`` is its ``metrics.jsonl`` line
+    (``epoch``, ``train_loss``, ``lr`` per group, ``val`` when validated, ``time_s``, ``best``).
+    """
+
+    cfg: TrainConfig
+    ctx: DistributedContext
+    run_dir: Path
+    log: RunLog
+    model: nn.Module
+    net: nn.Module  # the model, or its DistributedDataParallel wrapper
+    loss_fn: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    scaler: torch.amp.GradScaler
+    train_ds: Any
+    val_ds: Any
+    sampler: DistributedSampler
+    loader: DataLoader
+    eval_kwargs: dict[str, Any]
+    checkpoint_info: dict[str, Any]  # model description stored in every checkpoint
+    n_params: int
+    note: str | None
+    resumed: bool
+    start_epoch: int
+    end_epoch: int
+    best_epoch: int = 0
+    best_value: float = -math.inf
+    epoch: int = 0
+    batch: int = 0
+    batch_loss: float = math.nan
+    improved: bool = False
+    record: dict[str, Any] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    result: TrainResult | None = None
+
+
 def weights_digest(model: nn.Module) -> str:
     """SHA-1 of every parameter and buffer (name order): equal digests = bit-identical weights."""
     sha = hashlib.sha1()
@@ -111,44 +151,34 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, stop_after: int
         shutdown(ctx)
 
 
-@dataclass
-class TrainState:
-    """What the training steps share and callbacks read: built by :func:`_set_up`, updated in place by the steps.
-
-    ``epoch`` is the 0-based index of the running epoch; ``record`` is its ``metrics.jsonl`` line
-    (``epoch``, ``train_loss``, ``lr`` per group, ``val`` when validated, ``time_s``, ``best``).
-    """
-
-    cfg: TrainConfig
-    ctx: DistributedContext
-    run_dir: Path
-    log: RunLog
-    model: nn.Module
-    net: nn.Module  # the model, or its DistributedDataParallel wrapper
-    loss_fn: nn.Module
-    optimizer: torch.optim.Optimizer
-    scheduler: Any
-    scaler: torch.amp.GradScaler
-    train_ds: Any
-    val_ds: Any
-    sampler: DistributedSampler
-    loader: DataLoader
-    eval_kwargs: dict[str, Any]
-    checkpoint_info: dict[str, Any]  # model description stored in every checkpoint
-    n_params: int
-    note: str | None
-    resumed: bool
-    start_epoch: int
-    end_epoch: int
-    best_epoch: int = 0
-    best_value: float = -math.inf
-    epoch: int = 0
-    batch: int = 0
-    batch_loss: float = math.nan
-    improved: bool = False
-    record: dict[str, Any] = field(default_factory=dict)
-    history: list[dict[str, Any]] = field(default_factory=list)
-    result: TrainResult | None = None
+def _train(cfg: TrainConfig, resume: Path | None, stop_after: int | None, ctx: DistributedContext,
+           callbacks: Sequence[Callback] = ()) -> TrainResult:
+    """The loop: set-up, then per epoch train -> validate (when due) -> checkpoint, then the final step; at the
+    hook points it calls :func:`~kanseg.engine.callbacks.default_callbacks`, then ``callbacks``."""
+    state = _set_up(cfg, resume, stop_after, ctx)
+    hooks = CallbackList([*default_callbacks(), *callbacks])
+    hooks.on_fit_start(state)
+    epochs = state.log.bar(range(state.start_epoch, state.end_epoch), total=state.end_epoch - state.start_epoch,
+                           desc="training", leave=True)
+    for epoch in epochs:
+        started = time.perf_counter()
+        state.epoch = epoch
+        hooks.on_epoch_start(state)
+        _run_epoch(state, hooks)
+        if _validation_due(cfg, epoch):
+            _validate(state)
+            hooks.on_validation_end(state)
+        state.record["time_s"] = round(time.perf_counter() - started, 3)
+        state.record["best"] = state.improved
+        state.history.append(state.record)
+        _save_checkpoints(state)
+        hooks.on_checkpoint(state)
+        _report_epoch(state, epochs)
+        hooks.on_epoch_end(state)
+        barrier(ctx)
+    state.result = _finish(state)
+    hooks.on_fit_end(state)
+    return state.result
 
 
 def _set_up(cfg: TrainConfig, resume: Path | None, stop_after: int | None, ctx: DistributedContext) -> TrainState:
@@ -308,33 +338,3 @@ def _finish(state: TrainState) -> TrainResult:
         log.info(format_report(report, f"best.pt (epoch {state.best_epoch}) on {cfg.data.val_subset}:"))
         log.info(f"run directory: {run_dir}")
     return result
-
-
-def _train(cfg: TrainConfig, resume: Path | None, stop_after: int | None, ctx: DistributedContext,
-           callbacks: Sequence[Callback] = ()) -> TrainResult:
-    """The loop: set-up, then per epoch train -> validate (when due) -> checkpoint, then the final step; at the
-    hook points it calls :func:`~kanseg.engine.callbacks.default_callbacks`, then ``callbacks``."""
-    state = _set_up(cfg, resume, stop_after, ctx)
-    hooks = CallbackList([*default_callbacks(), *callbacks])
-    hooks.on_fit_start(state)
-    epochs = state.log.bar(range(state.start_epoch, state.end_epoch), total=state.end_epoch - state.start_epoch,
-                           desc="training", leave=True)
-    for epoch in epochs:
-        started = time.perf_counter()
-        state.epoch = epoch
-        hooks.on_epoch_start(state)
-        _run_epoch(state, hooks)
-        if _validation_due(cfg, epoch):
-            _validate(state)
-            hooks.on_validation_end(state)
-        state.record["time_s"] = round(time.perf_counter() - started, 3)
-        state.record["best"] = state.improved
-        state.history.append(state.record)
-        _save_checkpoints(state)
-        hooks.on_checkpoint(state)
-        _report_epoch(state, epochs)
-        hooks.on_epoch_end(state)
-        barrier(ctx)
-    state.result = _finish(state)
-    hooks.on_fit_end(state)
-    return state.result
