@@ -11,7 +11,9 @@ import math
 import torch
 from torch import nn
 
-_CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
+from kanseg.kernels.conv_backward import ROUTED_CONV
+
+_CONV = ROUTED_CONV  # nn.ConvNd subclasses whose CPU backward may take the faster forward-kernel route
 _DROPOUT = {1: nn.Dropout1d, 2: nn.Dropout2d, 3: nn.Dropout3d}
 NORMS = ("instance", "batch", "group", "none")
 ACTIVATIONS = ("silu", "gelu", "relu", "identity")
@@ -24,7 +26,8 @@ def check_spatial_dims(spatial_dims: int) -> int:
 
 
 def conv_class(spatial_dims: int) -> type[nn.Module]:
-    """``nn.Conv1d`` / ``nn.Conv2d`` / ``nn.Conv3d``."""
+    """``nn.Conv1d`` / ``nn.Conv2d`` / ``nn.Conv3d`` (subclasses: same parameters and forward; on CPU their
+    backward may take the forward-kernel route, :mod:`kanseg.kernels.conv_backward`)."""
     return _CONV[check_spatial_dims(spatial_dims)]
 
 
