@@ -16,7 +16,9 @@ from monai.networks.layers.factories import Act, Norm
 from monai.networks.layers.utils import get_act_layer, get_norm_layer
 from torch import nn
 
-_CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
+from kanseg.kernels.conv_backward import ROUTED_CONV
+
+_CONV = ROUTED_CONV  # nn.ConvNd subclasses whose CPU backward may take the faster forward-kernel route
 _DROPOUT = {1: nn.Dropout1d, 2: nn.Dropout2d, 3: nn.Dropout3d}
 NORMS = ("instance", "batch", "group", "none")  # kanseg's usual names; MONAI's others are accepted too
 ACTIVATIONS = ("silu", "gelu", "relu", "identity")
@@ -31,7 +33,8 @@ def check_spatial_dims(spatial_dims: int) -> int:
 
 
 def conv_class(spatial_dims: int) -> type[nn.Module]:
-    """``nn.Conv1d`` / ``nn.Conv2d`` / ``nn.Conv3d``."""
+    """``nn.Conv1d`` / ``nn.Conv2d`` / ``nn.Conv3d`` (subclasses: same parameters and forward; on CPU their
+    backward may take the forward-kernel route, :mod:`kanseg.kernels.conv_backward`)."""
     return _CONV[check_spatial_dims(spatial_dims)]
 
 

@@ -17,6 +17,8 @@ import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
 
+from kanseg.kernels.conv_backward import conv_backward, use_forward_route
+
 
 @dataclass(frozen=True)
 class ConvGeometry:
@@ -45,6 +47,10 @@ class ConvGeometry:
     def backward(self, grad_y: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, need_input: bool,
                  need_weight: bool) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """``(dL/dx, dL/dweight)`` of :meth:`forward` (``None`` where not asked for)."""
+        if use_forward_route(x, weight, self.stride, self.groups, recording=True):
+            grad_x, grad_w, _ = conv_backward(grad_y, x, weight, self.stride, self.padding, self.dilation,
+                                              self.groups, need_input, need_weight)
+            return grad_x, grad_w
         zeros = [0] * len(self.stride)
         grad_x, grad_w, _ = torch.ops.aten.convolution_backward(
             grad_y, x, weight, None, list(self.stride), list(self.padding), list(self.dilation), False, zeros,

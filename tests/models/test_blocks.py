@@ -27,8 +27,9 @@ def test_every_block_downsamples_and_maps_channels(name):
 def test_conv_block_is_conv_bn_relu_twice_by_default():
     block = create_block("conv", 3, 2, 5)
     assert isinstance(block, ConvBlock) and block.shortcut is None
-    layer_types = [[type(m) for m in layer] for layer in block.layers]
-    assert layer_types == [[nn.Conv3d, nn.BatchNorm3d, nn.ReLU]] * 2
+    for layer in block.layers:
+        assert [isinstance(m, t) for m, t in zip(layer, (nn.Conv3d, nn.BatchNorm3d, nn.ReLU))] == [True] * 3
+        assert len(layer) == 3
     assert block.layers[0][0].bias is None
 
 
