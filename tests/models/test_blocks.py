@@ -43,7 +43,8 @@ def test_kan_block_options_reach_the_layers():
 def test_norm_and_act_specs_reach_every_block_layer():
     conv = create_block("conv", 2, 3, 4, norm=("instance", {"affine": True}),
                         act=("leakyrelu", {"negative_slope": 0.1}))
-    assert [type(m) for m in conv.layers[0]] == [nn.Conv2d, nn.InstanceNorm2d, nn.LeakyReLU]
+    types = (nn.Conv2d, nn.InstanceNorm2d, nn.LeakyReLU)
+    assert len(conv.layers[0]) == 3 and all(isinstance(m, t) for m, t in zip(conv.layers[0], types))
     assert conv.layers[0][1].affine and conv.layers[0][2].negative_slope == 0.1
     kan = create_block("kan:gram", 3, 2, 4, norm="batch", act="gelu")
     assert all(isinstance(m.norm, nn.BatchNorm3d) and isinstance(m.act, nn.GELU) for m in kan.layers)
