@@ -82,7 +82,7 @@ def from_torch_conv_kan(state_dict: dict, family: str, spatial_dims: int, in_cha
     gram-bottleneck (and ``<family>-bottleneck`` for the same state-dict layout); ``norm="batch"`` for wavelet;
     family options ``degree``, ``grid_size``, ``spline_order``, ``g``, ``k``, ``dim_reduction``, ``wavelet_type``.
     Legendre is imported with ``input_norm="batch-minmax"`` (the reference's batch-wide min-max).
-    Bernstein cannot be imported: the reference's Bernstein basis is degenerate (spec deviation 1).
+    Bernstein cannot be imported: the reference's Bernstein basis is degenerate (``docs/deviations.md``, deviation 1).
 
     Returns the layer in eval mode; its output equals the reference layer's eval output.
     """

@@ -19,10 +19,12 @@ from kanseg.kernels.dispatch import (
     select_backend,
     stage2_chosen,
     triton_available,
+    triton_families,
     use_fused,
 )
 from kanseg.kernels.expand_conv import ConvGeometry, ExpandConv, ExpandConvPlan, TorchExpander
 from kanseg.kernels.implicit_gemm_fused import fusable, kan_conv_fused
+from kanseg.kernels.stage2_table import stage2_families
 
 __all__ = [
     "BACKENDS",
@@ -41,6 +43,8 @@ __all__ = [
     "kernel_mode",
     "select_backend",
     "stage2_chosen",
+    "stage2_families",
     "triton_available",
+    "triton_families",
     "use_fused",
 ]
