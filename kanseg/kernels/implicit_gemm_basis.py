@@ -25,7 +25,7 @@ import triton.language as tl
 from kanseg.kernels.triton_expand import zeros_like
 from kanseg.kernels.triton_grid import gaussian
 from kanseg.kernels.recurrences import get_recurrence
-from kanseg.kernels.stage2_table import stage2_families
+from kanseg.kernels.stage2_table import stage2_family_names
 from kanseg.kernels.triton_polynomial import three_term_adjoint, three_term_value
 from kanseg.kernels.triton_registry import TritonBasis
 
@@ -56,4 +56,4 @@ def stage2_functions(spec: TritonBasis):
         return STAGE2_BASES[spec.name]
     except KeyError:
         raise ValueError(f"no implicit-GEMM kernels for KAN family {spec.name!r}; "
-                         f"valid: {', '.join(stage2_families())}") from None
+                         f"valid: {', '.join(stage2_family_names())}") from None

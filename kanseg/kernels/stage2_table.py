@@ -21,13 +21,13 @@ from kanseg.kernels.recurrences import recurrence_names
 STAGE2_HANDWRITTEN = ("rbf",)
 
 
-def stage2_families() -> tuple[str, ...]:
+def stage2_family_names() -> tuple[str, ...]:
     """Families with implicit-GEMM kernels: the hand-written ones and every registered three-term recurrence."""
     return tuple(sorted({*STAGE2_HANDWRITTEN, *recurrence_names()}))
 
 
-#: :func:`stage2_families` of the built-in families (a recurrence registered later is in the function's answer).
-STAGE2_FAMILIES = stage2_families()
+#: :func:`stage2_family_names` at import (a recurrence registered later is only in the function's answer).
+STAGE2_FAMILIES = stage2_family_names()
 TABLE_PATH = Path(__file__).with_name("stage2_table.json")
 #: the nearest measured size must lie within this factor of the layer's size.
 SIZE_TOLERANCE = 2.0

@@ -49,6 +49,11 @@ class RecurrenceFamily(_PolynomialFamily):
     ν, p_n = (A_n·t + B_n)·p_{n−1} − C_n·p_{n−2} and the post-activation all come from there. A subclass only
     says how the layer is wired (base branch, reference layout, options) and adds learnable parameters."""
 
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        if get_recurrence(self.name) is None:
+            raise ValueError(f"{self.name}: no recurrence registered under this name (kanseg.kernels.recurrences)")
+
     @property
     def recurrence(self) -> Recurrence:
         return get_recurrence(self.name)
@@ -67,7 +72,7 @@ class RecurrenceFamily(_PolynomialFamily):
         polys = [torch.ones_like(t)]
         for n in range(1, self.degree + 1):
             a, b, c = self.coefficients(n)
-            u = t if a == 1 else a * t                     # skipping the trivial ops keeps autograd's saved tensors
+            u = t if a == 1 else a * t                     # no ×1 or +0 ops: a lean autograd graph
             u = u if b == 0 else u + b
             if n == 1:
                 polys.append(u)
