@@ -11,6 +11,7 @@ import torch
 
 from kanseg.kan.factory import parse_family
 from kanseg.kan.layers import KANConv
+from kanseg.kernels.recurrences import get_recurrence
 
 _NORM_KEYS = ("weight", "bias", "running_mean", "running_var")
 
@@ -54,8 +55,9 @@ def _convert(sd: dict, family: str, layer: KANConv, groups: int) -> dict[str, to
         out["basis_conv.1.weight"] = torch.cat([sd[f"{w}.wavelet_out.weight"] for w in wc])
     else:
         out["basis_conv.weight"] = _basis_conv_weight(sd, family, layer, groups)
-    if family == "gram":
-        out["basis.beta"] = sd["beta_weights"]
+    recurrence = get_recurrence(family)
+    if recurrence is not None and recurrence.learnable:  # gram: the reference's beta_weights scale C_n
+        out[f"basis.{recurrence.learnable}"] = sd["beta_weights"]
     if family == "relu":  # reference: (1, I, P, 1…) shared by all groups -> per input channel (C_in, P)
         for name in ("phase_low", "phase_high"):
             v = sd[name].reshape(sd[name].shape[1], sd[name].shape[2])
@@ -82,7 +84,7 @@ def from_torch_conv_kan(state_dict: dict, family: str, spatial_dims: int, in_cha
     gram-bottleneck (and ``<family>-bottleneck`` for the same state-dict layout); ``norm="batch"`` for wavelet;
     family options ``degree``, ``grid_size``, ``spline_order``, ``g``, ``k``, ``dim_reduction``, ``wavelet_type``.
     Legendre is imported with ``input_norm="batch-minmax"`` (the reference's batch-wide min-max).
-    Bernstein cannot be imported: the reference's Bernstein basis is degenerate (spec deviation 1).
+    Bernstein cannot be imported: the reference's Bernstein basis is degenerate (``docs/deviations.md``, deviation 1).
 
     Returns the layer in eval mode; its output equals the reference layer's eval output.
     """

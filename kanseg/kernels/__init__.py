@@ -19,10 +19,12 @@ from kanseg.kernels.dispatch import (
     select_backend,
     stage2_chosen,
     triton_available,
+    triton_family_names,
     use_fused,
 )
 from kanseg.kernels.expand_conv import ConvGeometry, ExpandConv, ExpandConvPlan, TorchExpander
 from kanseg.kernels.implicit_gemm_fused import fusable, kan_conv_fused
+from kanseg.kernels.stage2_table import stage2_family_names
 
 __all__ = [
     "BACKENDS",
@@ -41,6 +43,8 @@ __all__ = [
     "kernel_mode",
     "select_backend",
     "stage2_chosen",
+    "stage2_family_names",
     "triton_available",
+    "triton_family_names",
     "use_fused",
 ]

@@ -4,12 +4,13 @@
 
 - ``eager``: the reference layers, bit for bit (``KANConv.expand`` + ``nn.ConvNd``).
 - ``fused``: always :class:`~kanseg.kernels.expand_conv.ExpandConv`; the expansion runs in Triton kernels on CUDA for
-  the families in :data:`TRITON_FAMILIES`, in the torch recompute expander otherwise (CPU, wavelet, bspline).
+  the families of :func:`triton_family_names`, in the torch recompute expander otherwise (CPU, wavelet, bspline).
 - ``auto`` (default): like ``fused``, except for CPU tensors when no gradient is recorded (the eager forward does
   the same work) and while ``torch.compile`` traces (it fuses the eager graph itself).
 
-On CUDA, the families in :data:`STAGE2_FAMILIES` take the implicit-GEMM conv (stage 2, backend ``implicit_gemm``)
-instead of expand + cuDNN where the measured table (:mod:`kanseg.kernels.stage2_table`) says it is faster.
+On CUDA, the families of :func:`~kanseg.kernels.stage2_table.stage2_family_names` take the implicit-GEMM conv
+(stage 2, backend ``implicit_gemm``) instead of expand + cuDNN where the measured table
+(:mod:`kanseg.kernels.stage2_table`) says it is faster.
 
 This module never imports ``kanseg.kan``: the layer passes its family module, convs and dropout in.
 """
@@ -25,13 +26,22 @@ from torch import nn
 
 from kanseg.errors import KansegError
 from kanseg.kernels.expand_conv import ConvGeometry, ExpandConv, ExpandConvPlan, TorchExpander
-from kanseg.kernels.stage2_table import STAGE2_FAMILIES, LayerShape, choose_stage2
+from kanseg.kernels.recurrences import recurrence_names
+from kanseg.kernels.stage2_table import STAGE2_FAMILIES, LayerShape, choose_stage2, stage2_family_names
+from kanseg.kernels.triton_registry import HANDWRITTEN_FAMILIES
 
 ENV_VAR = "KANSEG_KERNELS"
 MODES = ("eager", "fused", "auto")
 BACKENDS = ("torch", "triton", "implicit_gemm")
-#: families with Triton expansion kernels (``kanseg.kernels.triton_families`` registers exactly these).
-TRITON_FAMILIES = ("bernstein", "chebyshev", "gram", "jacobi", "legendre", "rbf", "relu")
+
+
+def triton_family_names() -> tuple[str, ...]:
+    """Families with Triton expansion kernels: the hand-written ones and every registered three-term recurrence."""
+    return tuple(sorted({*HANDWRITTEN_FAMILIES, *recurrence_names()}))
+
+
+#: :func:`triton_family_names` at import (a recurrence registered later is only in the function's answer).
+TRITON_FAMILIES = triton_family_names()
 
 
 def kernel_mode() -> str:
@@ -60,7 +70,7 @@ def triton_available() -> bool:
 
 def select_backend(z: torch.Tensor, family_name: str) -> str:
     """``"triton"`` for CUDA tensors of a family with kernels (and triton installed), else ``"torch"``."""
-    return "triton" if z.is_cuda and family_name in TRITON_FAMILIES and triton_available() else "torch"
+    return "triton" if z.is_cuda and family_name in triton_family_names() and triton_available() else "torch"
 
 
 # --- stage 2 (implicit GEMM): chosen per layer shape from the measured table --------------------------------------
@@ -71,7 +81,7 @@ def _gpu_name(index: int) -> str:
 
 def stage2_chosen(z: torch.Tensor, family_name: str, conv: nn.Module, conv_dtype: torch.dtype) -> bool:
     """Whether the ``triton`` backend should run this layer as an implicit GEMM (stage 2), by the measured table."""
-    if not z.is_cuda or family_name not in STAGE2_FAMILIES:
+    if not z.is_cuda or family_name not in stage2_family_names():
         return False
     geometry = ConvGeometry.of(conv)
     shape = LayerShape(family_name, z.dim() - 2, str(conv_dtype).removeprefix("torch."), z.shape[1],

@@ -3,7 +3,8 @@
 Unlike stage 1 (:class:`~kanseg.kernels.expand_conv.ExpandConv`: expand into a temporary ``(B, C·P, *S)`` tensor,
 then cuDNN), the expanded tensor never exists: the kernels of :mod:`kanseg.kernels.implicit_gemm_kernels` evaluate
 the basis while loading GEMM operands, in forward and in both backward GEMMs. Saved for backward: ``z``, the weight,
-the dropout scale and the family's parameters (as stage 1). Families: :data:`STAGE2_FAMILIES`.
+the dropout scale and the family's parameters (as stage 1). Families:
+:func:`~kanseg.kernels.stage2_table.stage2_family_names`.
 
     >>> y = kanseg.kernels.basis_conv(z, layer.basis, layer.basis_conv, backend="implicit_gemm")
 """

@@ -20,7 +20,6 @@ import torch
 from torch import nn
 
 from kanseg.kernels.dispatch import (
-    STAGE2_FAMILIES,
     activation_conv,
     basis_conv,
     conv_compute_dtype,
@@ -28,6 +27,7 @@ from kanseg.kernels.dispatch import (
     triton_available,
 )
 from kanseg.kernels.expand_conv import ConvGeometry
+from kanseg.kernels.stage2_table import stage2_family_names
 
 _ACTIVATIONS = {nn.Identity: "identity", nn.SiLU: "silu"}
 
@@ -38,7 +38,7 @@ def _base_activation(act: nn.Module) -> str | None:
 
 def fusable(family: nn.Module, conv: nn.Module, act: nn.Module, base_conv: nn.Module) -> bool:
     """Whether :func:`kan_conv_fused` runs both branches in one kernel pass (else it computes them apart)."""
-    if family.name not in STAGE2_FAMILIES or _base_activation(act) is None or not triton_available():
+    if family.name not in stage2_family_names() or _base_activation(act) is None or not triton_available():
         return False
     from kanseg.kernels.triton_families import get_triton_basis  # imports triton only here
 

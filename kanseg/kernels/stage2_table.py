@@ -15,8 +15,19 @@ import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-#: families with implicit-GEMM kernels (``kanseg.kernels.implicit_gemm_basis.STAGE2_BASES`` has exactly these).
-STAGE2_FAMILIES = ("chebyshev", "gram", "jacobi", "legendre", "rbf")
+from kanseg.kernels.recurrences import recurrence_names
+
+#: families with hand-written implicit-GEMM kernels (``kanseg.kernels.implicit_gemm_basis.STAGE2_BASES``).
+STAGE2_HANDWRITTEN = ("rbf",)
+
+
+def stage2_family_names() -> tuple[str, ...]:
+    """Families with implicit-GEMM kernels: the hand-written ones and every registered three-term recurrence."""
+    return tuple(sorted({*STAGE2_HANDWRITTEN, *recurrence_names()}))
+
+
+#: :func:`stage2_family_names` at import (a recurrence registered later is only in the function's answer).
+STAGE2_FAMILIES = stage2_family_names()
 TABLE_PATH = Path(__file__).with_name("stage2_table.json")
 #: the nearest measured size must lie within this factor of the layer's size.
 SIZE_TOLERANCE = 2.0

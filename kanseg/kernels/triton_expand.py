@@ -19,8 +19,14 @@ import torch
 import triton
 import triton.language as tl
 
+from kanseg.kernels.recurrences import CLAMP_EPS
+
 MAP_IDENTITY, MAP_TANH, MAP_CLAMPED_TANH, MAP_SIGMOID = 0, 1, 2, 3
-CHEBYSHEV_EPS = 1e-7
+#: input-map names of :mod:`kanseg.kernels.recurrences` -> ``MAP`` ids (``minmax`` runs in torch: identity here).
+MAP_IDS = {"identity": MAP_IDENTITY, "tanh": MAP_TANH, "clamped-tanh": MAP_CLAMPED_TANH, "sigmoid": MAP_SIGMOID,
+           "minmax": MAP_IDENTITY}
+_LOW: tl.constexpr = tl.constexpr(-1.0 + CLAMP_EPS)
+_HIGH: tl.constexpr = tl.constexpr(1.0 - CLAMP_EPS)
 
 
 @triton.jit
@@ -68,7 +74,7 @@ def _input_map(x, MAP: tl.constexpr):
     if MAP == 1:
         t = tanh(x)
     elif MAP == 2:
-        t = tl.minimum(tl.maximum(tanh(x), -1.0 + 1e-7), 1.0 - 1e-7)
+        t = tl.minimum(tl.maximum(tanh(x), _LOW), _HIGH)
     elif MAP == 3:
         t = sigmoid(x)
     else:
@@ -84,7 +90,7 @@ def _input_map_grad(x, MAP: tl.constexpr):
         d = 1.0 - t * t
     elif MAP == 2:
         t = tanh(x)
-        inside = (t >= -1.0 + 1e-7) & (t <= 1.0 - 1e-7)
+        inside = (t >= _LOW) & (t <= _HIGH)
         d = tl.where(inside, 1.0 - t * t, 0.0)
     elif MAP == 3:
         t = sigmoid(x)

@@ -1,6 +1,7 @@
-"""Triton basis math of the polynomial families: Gram, Chebyshev, Legendre, Jacobi (one three-term recurrence
-``p_n = (A_n·t + B_n)·p_{n−1} − C_n·p_{n−2}`` with its derivative) and Bernstein. Plugged into
-:mod:`kanseg.kernels.triton_expand`; see there for the ``fwd`` / ``bwd`` contract.
+"""Triton basis math of the polynomial families: every three-term recurrence of :mod:`kanseg.kernels.recurrences`
+(``p_n = (A_n·t + B_n)·p_{n−1} − C_n·p_{n−2}``: one forward loop and one reverse-mode adjoint, shared with the stage-2
+kernels) and Bernstein. Plugged into :mod:`kanseg.kernels.triton_expand`; see there for the ``fwd`` / ``bwd``
+contract.
 """
 
 from __future__ import annotations
@@ -11,19 +12,12 @@ import torch
 import triton
 import triton.language as tl
 
-from kanseg.kernels.triton_expand import (
-    MAP_CLAMPED_TANH,
-    MAP_IDENTITY,
-    MAP_SIGMOID,
-    MAP_TANH,
-    block_sum,
-    load_row,
-    store_row,
-    zeros_like,
-)
-from kanseg.kernels.triton_registry import TritonBasis, register_triton_basis
+from kanseg.kernels.recurrences import get_recurrence
+from kanseg.kernels.triton_expand import MAP_IDS, MAP_SIGMOID, block_sum, load_row, store_row, zeros_like
+from kanseg.kernels.triton_registry import TritonBasis, register_recurrence_kernels, register_triton_basis
 
-GRAM_SILU = 0  # K0 of the three-term kernels: 0 applies SiLU (Gram), anything else returns p_n as is
+#: ``K0`` of the three-term kernels: the post-activation (``Recurrence.post``) applied to every p_n.
+POST_SILU, POST_NONE = 0, 1
 
 
 @triton.jit
@@ -36,17 +30,14 @@ def _coefficients(prm, n: tl.constexpr, like):
 
 
 @triton.jit
-def _step(t, p1, p0, d1, d0, n: tl.constexpr, prm):
-    """``(p_n, p_n')`` from ``p_{n−1}, p_{n−2}`` and their t-derivatives (``p_{−1} = 0``)."""
+def _step(t, p1, p0, n: tl.constexpr, prm):
+    """``p_n = (A_n·t + B_n)·p_{n−1} − C_n·p_{n−2}``."""
     a, b, c = _coefficients(prm, n, t)
-    p = (a * t + b) * p1 - c * p0
-    d = a * p1 + (a * t + b) * d1 - c * d0
-    return p, d
+    return (a * t + b) * p1 - c * p0
 
 
 @triton.jit
 def _post(p, KIND: tl.constexpr):
-    """Gram applies SiLU to every polynomial."""
     if KIND == 0:
         p = p / (1.0 + tl.exp(-p))
     return p
@@ -63,58 +54,81 @@ def _post_grad(p, KIND: tl.constexpr):
 
 
 @triton.jit
-def three_term_fwd(t, dst, S, mask, prm, c, C, P: tl.constexpr, KIND: tl.constexpr, K1: tl.constexpr,
-                   K2: tl.constexpr):
-    p0 = tl.full(t.shape, 1.0, t.dtype)
-    store_row(dst, 0, S, _post(p0, KIND), mask)
-    if P > 1:
-        zero = zeros_like(t)
-        p1, d1 = _step(t, p0, zero, zero, zero, 1, prm)
-        d0 = zero
-        store_row(dst, 1, S, _post(p1, KIND), mask)
-        for n in tl.static_range(2, P):
-            p, d = _step(t, p1, p0, d1, d0, n, prm)
-            store_row(dst, n, S, _post(p, KIND), mask)
-            p0, p1, d0, d1 = p1, p, d1, d
+def three_term_value(t, p1, p0, n: tl.constexpr, prm, KIND: tl.constexpr):
+    """``(post(p_n), p_n)`` from ``p_{n−1}, p_{n−2}`` (both zero before n = 0), p_0 = 1."""
+    if n == 0:
+        raw = tl.full(t.shape, 1.0, t.dtype)
+    else:
+        raw = _step(t, p1, p0, n, prm)
+    return _post(raw, KIND), raw
 
 
 @triton.jit
-def _gram_coefficient_grads(t, src, S, mask, prm, part, P: tl.constexpr):
-    """dL/dC_k into slot k, k = 2..P−1, by forward-mode sensitivities s_n = ∂p_n/∂C_k (O(P²), P is small)."""
-    for k in tl.static_range(2, P):
-        zero = zeros_like(t)
-        p0 = tl.full(t.shape, 1.0, t.dtype)
-        p1, _ = _step(t, p0, zero, zero, zero, 1, prm)
-        s0 = zero
-        s1 = zero
-        acc = zero
-        for n in tl.static_range(2, P):
-            a, b, c = _coefficients(prm, n, t)
-            p = (a * t + b) * p1 - c * p0
-            s = (a * t + b) * s1 - c * s0
-            if n == k:
-                s = s - p0
-            if n >= k:
-                acc += load_row(src, n, S, mask, t) * _post_grad(p, 0) * s
-            p0, p1, s0, s1 = p1, p, s1, s
-        tl.store(part + k, block_sum(acc))
+def _three_term_upto(t, n: tl.constexpr, prm):
+    """``(p_n, p_{n−1}, p_{n−2})`` from scratch (p_{−1} = p_{−2} = 0)."""
+    zero = zeros_like(t)
+    p = tl.full(t.shape, 1.0, t.dtype)
+    pm1 = zero
+    pm2 = zero
+    for k in tl.static_range(1, n + 1):
+        nxt = _step(t, p, pm1, k, prm)
+        pm2 = pm1
+        pm1 = p
+        p = nxt
+    return p, pm1, pm2
 
 
 @triton.jit
-def three_term_bwd(t, src, S, mask, prm, c, C, part, P: tl.constexpr, KIND: tl.constexpr, K1: tl.constexpr,
-                   K2: tl.constexpr):
+def three_term_adjoint(t, n: tl.constexpr, g, a1, a2, prm, P: tl.constexpr, KIND: tl.constexpr):
+    """The recurrence's backward, for n = P−1 … 0 in order (reverse mode), ``g = dL/dB_n``.
+
+    Adjoint ā_n of p_n = g·post'(p_n) + ā_{n+1}·(A_{n+1}·t + B_{n+1}) − ā_{n+2}·C_{n+2}; returns
+    ``(ā_n·A_n·p_{n−1}, ā_n, −ā_n·p_{n−2})``: the n-th term of dL/dt, the adjoint and dL/dC_n. The p's are recomputed
+    (O(P²) elementwise, P is small). Both kernel stages use it."""
+    p, pm1, pm2 = _three_term_upto(t, n, prm)
+    adj = g * _post_grad(p, KIND)
+    if n + 1 < P:
+        a_next, b_next, _ = _coefficients(prm, n + 1, t)
+        adj += a1 * (a_next * t + b_next)
+    if n + 2 < P:
+        _, _, c_next2 = _coefficients(prm, n + 2, t)
+        adj -= a2 * c_next2
     grad_t = zeros_like(t)
-    if P > 1:
-        p0 = tl.full(t.shape, 1.0, t.dtype)
-        d0 = zeros_like(t)
-        p1, d1 = _step(t, p0, d0, d0, d0, 1, prm)
-        grad_t += load_row(src, 1, S, mask, t) * _post_grad(p1, KIND) * d1
-        for n in tl.static_range(2, P):
-            p, d = _step(t, p1, p0, d1, d0, n, prm)
-            grad_t += load_row(src, n, S, mask, t) * _post_grad(p, KIND) * d
-            p0, p1, d0, d1 = p1, p, d1, d
-    if KIND == 0:
-        _gram_coefficient_grads(t, src, S, mask, prm, part, P)
+    grad_c = zeros_like(t)
+    if n >= 1:
+        a_n, _, _ = _coefficients(prm, n, t)
+        grad_t = adj * a_n * pm1
+    if n >= 2:
+        grad_c = -adj * pm2
+    return grad_t, adj, grad_c
+
+
+@triton.jit
+def three_term_fwd(t, dst, S, mask, prm, c, C, P: tl.constexpr, KIND: tl.constexpr, LEARNABLE: tl.constexpr,
+                   K2: tl.constexpr):
+    p1 = zeros_like(t)
+    p0 = zeros_like(t)
+    for n in tl.static_range(P):
+        value, p = three_term_value(t, p1, p0, n, prm, KIND)
+        store_row(dst, n, S, value, mask)
+        p0 = p1
+        p1 = p
+
+
+@triton.jit
+def three_term_bwd(t, src, S, mask, prm, c, C, part, P: tl.constexpr, KIND: tl.constexpr, LEARNABLE: tl.constexpr,
+                   K2: tl.constexpr):
+    """dL/dt, and with ``LEARNABLE`` this block's dL/dC_n into ``part + n``."""
+    grad_t = zeros_like(t)
+    a1 = zeros_like(t)
+    a2 = zeros_like(t)
+    for n in tl.static_range(P - 1, -1, -1):
+        grad_n, adj, grad_c = three_term_adjoint(t, n, load_row(src, n, S, mask, t), a1, a2, prm, P, KIND)
+        grad_t += grad_n
+        a2 = a1
+        a1 = adj
+        if LEARNABLE:
+            tl.store(part + n, block_sum(grad_c))
     return grad_t
 
 
@@ -152,94 +166,43 @@ def bernstein_bwd(t, src, S, mask, prm, c, C, part, P: tl.constexpr, K0: tl.cons
     return grad_t
 
 
-class _ThreeTerm(TritonBasis):
-    """``prm`` is the ``(P, 3)`` table of ``(A_n, B_n, C_n)`` (row 0 unused); ``K0`` selects Gram's SiLU."""
+@register_recurrence_kernels
+class ThreeTermKernels(TritonBasis):
+    """Kernels of any family registered in :mod:`kanseg.kernels.recurrences`, read from its definition.
+
+    ``prm`` is the ``(P, 3)`` table of ``(A_n, B_n, C_n)`` (row 0 unused); a learnable C (Gram's β) is differentiable
+    through it and its gradient is reduced per program (slot n of the partials). ``K0`` is the post-activation,
+    ``K1`` whether C is learnable.
+    """
 
     fwd = three_term_fwd
     bwd = three_term_bwd
-    kind = 1
 
-    @property
-    def constants(self):
-        return (self.kind, 0.0, 0.0)
-
-    def recurrence(self, n: int) -> tuple[float, float, float]:
-        """``(A_n, B_n, C_n)`` of the family's recurrence, n >= 1 (C_1 is unused)."""
-        raise NotImplementedError
+    def __init__(self, family):
+        super().__init__(family)
+        self.name = family.name
+        self.recurrence = get_recurrence(family.name)
+        self.map_id = MAP_IDS[self.recurrence.input_map]
+        self.torch_input_map = self.recurrence.input_map == "minmax"
+        learnable = self.recurrence.learnable is not None
+        self.constants = (POST_SILU if self.recurrence.post == "silu" else POST_NONE, int(learnable), 0.0)
+        self.npart = self.num_basis if learnable else 0
 
     def kernel_params(self, family, like):
         dtype = torch.float64 if like.dtype == torch.float64 else torch.float32
-        rows = [(0.0, 0.0, 0.0)] + [self.recurrence(n) for n in range(1, family.degree + 1)]
-        return torch.tensor(rows, dtype=dtype, device=like.device)
-
-
-@register_triton_basis
-class GramKernels(_ThreeTerm):
-    """ν = tanh; SiLU(p_n); p_n = t·p_{n−1} − C_n·p_{n−2} with learnable C_n = β_{n−1,n} (from ``family.beta``),
-    whose gradients are reduced per program (slot n of the partials)."""
-
-    name = "gram"
-    kind = GRAM_SILU
-    map_id = MAP_TANH
-
-    @property
-    def npart(self):
-        return self.num_basis
-
-    def recurrence(self, n):
-        return (1.0, 0.0, 0.0)
-
-    def kernel_params(self, family, like):
-        table = super().kernel_params(family, like)
-        learnable = [family.beta_coefficient(n - 1, n).to(table.dtype) for n in range(2, family.degree + 1)]
+        rows = self.recurrence.table(family.degree, family.hparams)
+        table = torch.tensor(rows, dtype=dtype, device=like.device)
+        if not self.npart:
+            return table
+        scale = getattr(family, self.recurrence.learnable)
         zero = table.new_zeros(())
+        learnable = [(scale[n - 1] * rows[n][2]).to(dtype) for n in range(2, family.degree + 1)]
         c = torch.stack([zero, zero, *learnable][: family.degree + 1])
         return torch.stack([table[:, 0], table[:, 1], c], dim=1)
 
     def reduce(self, part):
         grad_c = part.sum(dim=(0, 1, 2))
         return torch.stack([torch.zeros_like(grad_c), torch.zeros_like(grad_c), grad_c], dim=1)
-
-
-@register_triton_basis
-class ChebyshevKernels(_ThreeTerm):
-    """ν = tanh clamped to ±(1−1e−7); T_n = 2t·T_{n−1} − T_{n−2}."""
-
-    name = "chebyshev"
-    map_id = MAP_CLAMPED_TANH
-
-    def recurrence(self, n):
-        return (1.0 if n == 1 else 2.0, 0.0, 1.0)
-
-
-@register_triton_basis
-class LegendreKernels(_ThreeTerm):
-    """Bonnet recurrence. ν (min-max over a sample or the batch) is not pointwise: torch runs it first."""
-
-    name = "legendre"
-    map_id = MAP_IDENTITY
-    torch_input_map = True
-
-    def recurrence(self, n):
-        return ((2 * n - 1) / n, 0.0, (n - 1) / n)
-
-
-@register_triton_basis
-class JacobiKernels(_ThreeTerm):
-    """ν = tanh; the standard three-term recurrence of P_n^(a,b)."""
-
-    name = "jacobi"
-    map_id = MAP_TANH
-
-    def recurrence(self, n):
-        a, b = self.family.a, self.family.b
-        if n == 1:
-            return ((a + b + 2) / 2, (a - b) / 2, 0.0)
-        s = 2 * n + a + b
-        theta = s * (s - 1) / (2 * n * (n + a + b))
-        theta1 = (s - 1) * (a * a - b * b) / (2 * n * (n + a + b) * (s - 2))
-        theta2 = (n + a - 1) * (n + b - 1) * s / (n * (n + a + b) * (s - 2))
-        return (theta, theta1, theta2)
 
 
 @register_triton_basis

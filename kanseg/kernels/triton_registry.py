@@ -1,10 +1,19 @@
-"""What a family's Triton kernels must provide, and their registry by family name (no triton import here)."""
+"""What a family's Triton kernels must provide, and their registry by family name (no triton import here).
+
+Every three-term recurrence of :mod:`kanseg.kernels.recurrences` has kernels (one generic class reads its
+definition); the other families register hand-written kernels here.
+"""
 
 from __future__ import annotations
 
 import torch
 
+from kanseg.kernels.recurrences import get_recurrence, recurrence_names
+
+#: families with hand-written Triton kernels (``kanseg.kernels.triton_families`` registers exactly these).
+HANDWRITTEN_FAMILIES = ("bernstein", "rbf", "relu")
 _TRITON_BASES: dict[str, type["TritonBasis"]] = {}
+_RECURRENCE_KERNELS: list[type["TritonBasis"]] = []
 
 
 def register_triton_basis(cls: type["TritonBasis"]) -> type["TritonBasis"]:
@@ -15,13 +24,21 @@ def register_triton_basis(cls: type["TritonBasis"]) -> type["TritonBasis"]:
     return cls
 
 
+def register_recurrence_kernels(cls: type["TritonBasis"]) -> type["TritonBasis"]:
+    """Class decorator: the generic kernels of every registered three-term recurrence."""
+    _RECURRENCE_KERNELS[:] = [cls]
+    return cls
+
+
 def triton_basis_names() -> list[str]:
     """Families with Triton kernels (importing ``kanseg.kernels.triton_families`` registers them), sorted."""
-    return sorted(_TRITON_BASES)
+    return sorted({*_TRITON_BASES, *(recurrence_names() if _RECURRENCE_KERNELS else ())})
 
 
 def get_triton_basis(family: torch.nn.Module) -> "TritonBasis":
     """The Triton kernels of ``family`` (a ``BasisFamily`` module); ``ValueError`` listing valid names otherwise."""
+    if _RECURRENCE_KERNELS and get_recurrence(family.name) is not None:
+        return _RECURRENCE_KERNELS[0](family)
     try:
         return _TRITON_BASES[family.name](family)
     except KeyError:

@@ -108,7 +108,7 @@ class BasisFamily(nn.Module):
         """The convolution applied to the expanded tensor: ``(B, C*P, *S) -> (B, C_out, *S')``, grouped."""
         layer = conv(self.in_channels * self.num_basis, self.out_channels, kernel_size, stride, padding,
                      dilation, groups=self.groups, bias=False)
-        # Deviation 5 of the spec: initialise like a conv with fan-in I*P*k^N (not the reference's 5-D fan-in).
+        # Initialise like a conv with fan-in I*P*k^N, not the reference's 5-D fan-in (docs/deviations.md, deviation 5).
         nn.init.kaiming_uniform_(layer.weight, nonlinearity="linear")
         return layer
 

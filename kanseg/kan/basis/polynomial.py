@@ -1,5 +1,8 @@
 """Polynomial families: Gram (KAGN), Chebyshev (KACN), Legendre (KALN), Jacobi (KAJN), Bernstein (KABN).
 
+The first four are three-term recurrences whose math is defined once in :mod:`kanseg.kernels.recurrences`;
+:class:`RecurrenceFamily` evaluates it, the classes here only wire the layer.
+
 Every ``basis`` maps ``t`` of shape ``(B, C, *S)`` to ``(B, C, D+1, *S)``: P = degree + 1 functions.
 """
 
@@ -11,6 +14,7 @@ import torch
 from torch import nn
 
 from kanseg.kan.basis.base import BasisFamily, check_nonneg_int, register_family
+from kanseg.kernels.recurrences import CLAMP_EPS, Recurrence, get_recurrence
 
 
 class _PolynomialFamily(BasisFamily):
@@ -32,18 +36,61 @@ class _PolynomialFamily(BasisFamily):
         raise NotImplementedError
 
 
-def three_term(t: torch.Tensor, degree: int, p1, step) -> list[torch.Tensor]:
-    """Polynomials from a three-term recurrence: ``p_0 = 1``, ``p_1 = p1(t)``, ``p_n = step(n, t, p_{n-1}, p_{n-2})``."""
-    polys = [torch.ones_like(t)]
-    if degree >= 1:
-        polys.append(p1(t))
-    for n in range(2, degree + 1):
-        polys.append(step(n, t, polys[-1], polys[-2]))
-    return polys
+_INPUT_MAPS = {
+    "identity": lambda x: x,
+    "tanh": torch.tanh,
+    "clamped-tanh": lambda x: torch.clamp(torch.tanh(x), -1 + CLAMP_EPS, 1 - CLAMP_EPS),
+    "sigmoid": torch.sigmoid,
+}
+
+
+class RecurrenceFamily(_PolynomialFamily):
+    """A family whose math is its :class:`~kanseg.kernels.recurrences.Recurrence` (registered under ``name``):
+    ν, p_n = (A_n·t + B_n)·p_{n−1} − C_n·p_{n−2} and the post-activation all come from there. A subclass only
+    says how the layer is wired (base branch, reference layout, options) and adds learnable parameters."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        if get_recurrence(self.name) is None:
+            raise ValueError(f"{self.name}: no recurrence registered under this name (kanseg.kernels.recurrences)")
+
+    @property
+    def recurrence(self) -> Recurrence:
+        return get_recurrence(self.name)
+
+    def input_map(self, x):
+        return _INPUT_MAPS[self.recurrence.input_map](x)
+
+    def coefficients(self, n: int) -> tuple:
+        """``(A_n, B_n, C_n)``; C_n is a 0-d tensor for a learnable recurrence (n ≥ 2)."""
+        a, b, c = self.recurrence.at(n, self.hparams)
+        if self.recurrence.learnable and n >= 2:
+            c = getattr(self, self.recurrence.learnable)[n - 1] * c
+        return a, b, c
+
+    def polynomials(self, t):
+        polys = [torch.ones_like(t)]
+        for n in range(1, self.degree + 1):
+            a, b, c = self.coefficients(n)
+            u = t if a == 1 else a * t                     # no ×1 or +0 ops: a lean autograd graph
+            u = u if b == 0 else u + b
+            if n == 1:
+                polys.append(u)
+                continue
+            if isinstance(c, torch.Tensor):
+                c_p = c.to(t.dtype) * polys[-2]
+            else:
+                c_p = polys[-2] if c == 1 else c * polys[-2]
+            polys.append(u * polys[-1] - c_p)
+        return polys
+
+    def basis(self, t):
+        p = super().basis(t)
+        return nn.functional.silu(p) if self.recurrence.post == "silu" else p
 
 
 @register_family
-class GramBasis(_PolynomialFamily):
+class GramBasis(RecurrenceFamily):
     """KAGN: ν = tanh; B = SiLU(p_n), p_n = t·p_{n-1} − β_{n-1,n}·p_{n-2} with learnable ``beta`` (D+1 scalars).
 
     β_{n,m} = beta[n]·(m+n)(m−n)n²(4n²−1)/m². Base branch SiLU(x); output SiLU(Norm(·)).
@@ -59,22 +106,9 @@ class GramBasis(_PolynomialFamily):
         std = 1.0 / ((self.kernel_size ** self.spatial_dims) * self.in_channels * (self.degree + 1.0))
         nn.init.normal_(self.beta, 0.0, std)
 
-    def input_map(self, x):
-        return torch.tanh(x)
-
-    def beta_coefficient(self, n: int, m: int) -> torch.Tensor:
-        return self.beta[n] * ((m + n) * (m - n) * n**2 * (4.0 * n**2 - 1.0) / m**2)
-
-    def polynomials(self, t):
-        step = lambda n, t, p1, p0: t * p1 - self.beta_coefficient(n - 1, n).to(t.dtype) * p0  # noqa: E731
-        return three_term(t, self.degree, lambda t: t, step)
-
-    def basis(self, t):
-        return nn.functional.silu(super().basis(t))
-
 
 @register_family
-class ChebyshevBasis(_PolynomialFamily):
+class ChebyshevBasis(RecurrenceFamily):
     """KACN: ν = clamp(tanh x, ±(1−1e−7)); B = T_n(t) = cos(n·acos t), computed by T_n = 2t·T_{n-1} − T_{n-2}.
 
     No base branch; output Norm(·) without activation. The recurrence equals the reference's cos/acos form and has
@@ -84,23 +118,17 @@ class ChebyshevBasis(_PolynomialFamily):
     name = "chebyshev"
     base_activation = None
     post_activation = None
-    eps = 1e-7
-
-    def input_map(self, x):
-        return torch.clamp(torch.tanh(x), -1 + self.eps, 1 - self.eps)
-
-    def polynomials(self, t):
-        return three_term(t, self.degree, lambda t: t, lambda n, t, p1, p0: 2 * t * p1 - p0)
+    eps = CLAMP_EPS
 
 
 @register_family
-class LegendreBasis(_PolynomialFamily):
+class LegendreBasis(RecurrenceFamily):
     """KALN: ν = min-max onto [−1, 1]; B = Legendre P_n (Bonnet: (n+1)P_{n+1} = (2n+1)t·P_n − n·P_{n−1}).
 
     Base branch Conv(x) without activation; output SiLU(Norm(·)).
 
-    Deviation 2 of the spec: ``input_norm="sample-minmax"`` (default) takes min/max per sample and group, with an
-    epsilon, so samples never influence each other and a constant input maps to −1 instead of 0/0.
+    ``input_norm="sample-minmax"`` (default) takes min/max per sample and group, with an epsilon, so samples never
+    influence each other and a constant input maps to −1 instead of 0/0 (``docs/deviations.md``, deviation 2).
     ``input_norm="batch-minmax"`` takes them over the whole batch per group, exactly like the reference (the importer
     sets it).
     """
@@ -132,13 +160,9 @@ class LegendreBasis(_PolynomialFamily):
         t = 2 * (flat - lo) / (hi - lo).clamp_min(eps) - 1
         return t.view_as(x)
 
-    def polynomials(self, t):
-        step = lambda n, t, p1, p0: ((2 * n - 1) * t * p1 - (n - 1) * p0) / n  # noqa: E731
-        return three_term(t, self.degree, lambda t: t, step)
-
 
 @register_family
-class JacobiBasis(_PolynomialFamily):
+class JacobiBasis(RecurrenceFamily):
     """KAJN: ν = tanh; B = Jacobi P_n^{(a,b)} by the standard three-term recurrence (a = b = 1 by default).
 
     Base branch Conv(x) without activation; output SiLU(Norm(·)).
@@ -155,28 +179,13 @@ class JacobiBasis(_PolynomialFamily):
         if self.a <= -1 or self.b <= -1:
             raise ValueError(f"jacobi: a and b must be > -1, got a={self.a}, b={self.b}")
 
-    def input_map(self, x):
-        return torch.tanh(x)
-
-    def polynomials(self, t):
-        a, b = self.a, self.b
-
-        def step(n, t, p1, p0):
-            s = 2 * n + a + b
-            theta = s * (s - 1) / (2 * n * (n + a + b))
-            theta1 = (s - 1) * (a * a - b * b) / (2 * n * (n + a + b) * (s - 2))
-            theta2 = (n + a - 1) * (n + b - 1) * s / (n * (n + a + b) * (s - 2))
-            return (theta * t + theta1) * p1 - theta2 * p0
-
-        return three_term(t, self.degree, lambda t: ((a - b) + (a + b + 2) * t) / 2, step)
-
 
 @register_family
 class BernsteinBasis(_PolynomialFamily):
     """KABN: ν = sigmoid; B = C(D,n)·t^n·(1−t)^{D−n}, the true Bernstein basis (they sum to 1).
 
-    Deviation 1 of the spec: the reference's basis is identically 1 (de Casteljau started from all-ones) and its
-    backward crashes; kanseg implements the real basis, so no weights are imported for this family.
+    The reference's basis is identically 1 (de Casteljau started from all-ones) and its backward crashes; kanseg
+    implements the real basis, so no weights are imported for this family (``docs/deviations.md``, deviation 1).
     Base branch Conv(x) without activation; output SiLU(Norm(·)).
     """
 
