@@ -45,6 +45,7 @@ class LossConfig(_Section):
     name: Literal["dice-bce", "dice", "bce"] = "dice-bce"
     dice_weight: float = Field(1.0, ge=0)
     bce_weight: float = Field(0.5, ge=0)
+    include_background: bool = False  # multi-class: background channel in the Dice term
 
 
 class OptimConfig(_Section):

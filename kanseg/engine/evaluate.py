@@ -23,7 +23,7 @@ from kanseg.engine import setup
 from kanseg.engine.distributed import DistributedContext, all_gather_objects, init_distributed
 from kanseg.engine.runlog import RunLog, read_json, write_json
 from kanseg.errors import KansegError
-from kanseg.metrics import case_metrics, model_overlap, summarize
+from kanseg.metrics import case_metrics, is_multiclass, model_overlap, summarize
 
 AMP_DTYPES = {"off": None, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -43,7 +43,7 @@ def final_logits(output: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
 def predict_logits(
     model: nn.Module, images: torch.Tensor, *, roi_size: Sequence[int] | None = None, amp: str = "off"
 ) -> torch.Tensor:
-    """(B, C, *S) -> fp32 logits (B, 1, *S): one forward pass, or Gaussian-blended sliding windows
+    """(B, C, *S) -> fp32 logits (B, C_out, *S): one forward pass, or Gaussian-blended sliding windows
     of ``roi_size`` (for 3D volumes trained on patches)."""
     with autocast(images.device, amp):
         if roi_size is None:
@@ -57,11 +57,18 @@ def predict_logits(
 
 
 def _native_probability(prob: torch.Tensor, native_shape: Sequence[int]) -> torch.Tensor:
-    """(1, 1, *S) probabilities -> (*native_shape), linear interpolation when the sizes differ."""
+    """(1, C, *S) probabilities -> (C, *native_shape) (one channel: (*native_shape)), linear
+    interpolation when the sizes differ."""
     if tuple(prob.shape[2:]) != tuple(native_shape):
         mode = {1: "linear", 2: "bilinear", 3: "trilinear"}[prob.ndim - 2]
         prob = F.interpolate(prob, size=tuple(native_shape), mode=mode, align_corners=False)
-    return prob[0, 0]
+    return prob[0, 0] if prob.shape[1] == 1 else prob[0]
+
+
+def class_names(dataset: Any) -> list[str] | None:
+    """The dataset's class names in label order (background first), None for binary datasets."""
+    names = getattr(dataset, "class_names", None) or dataset.preprocessing.get("classes")
+    return list(names) if is_multiclass(names) else None
 
 
 def evaluate_cases(
@@ -80,10 +87,12 @@ def evaluate_cases(
 
     ``dataset`` follows the kanseg.data contract: items ``{"image", "label", "id"}`` at model
     resolution and ``native_label(i)`` at native resolution. Cases of different sizes need
-    ``batch_size=1``.
+    ``batch_size=1``. Binary models: sigmoid > ``threshold``; multi-class models (one channel per
+    class): argmax of the softmax, after resizing the probabilities to the native grid.
     """
     mine = list(range(ctx.rank, len(dataset), ctx.world_size))
     batches = [mine[i : i + batch_size] for i in range(0, len(mine), batch_size)]
+    names = class_names(dataset)
     was_training = model.training
     model.eval()
     rows: list[dict[str, Any]] = []
@@ -91,16 +100,21 @@ def evaluate_cases(
     for batch in bar:
         items = [dataset[i] for i in batch]
         images = torch.stack([torch.as_tensor(it["image"]) for it in items]).to(ctx.device)
-        labels = torch.stack([torch.as_tensor(it["label"]) for it in items]) > 0.5
-        probs = torch.sigmoid(predict_logits(model, images, roi_size=roi_size, amp=amp)).cpu()
-        inter, union = model_overlap(probs > threshold, labels)
+        logits = predict_logits(model, images, roi_size=roi_size, amp=amp)
+        probs = (torch.sigmoid(logits) if names is None else torch.softmax(logits, dim=1)).cpu()
+        if names is None:
+            labels = torch.stack([torch.as_tensor(it["label"]) for it in items]) > 0.5
+            inter, union = model_overlap(probs > threshold, labels)
         for k, index in enumerate(batch):
             native = dataset.native_label(index)
-            pred = _native_probability(probs[k : k + 1], native.shape) > threshold
+            prob = _native_probability(probs[k : k + 1], native.shape)
+            pred = prob > threshold if names is None else prob.argmax(dim=0)
             spacing = dataset.spacing(index) if with_hd95 and hasattr(dataset, "spacing") else None
             row = {"id": str(items[k]["id"]), "index": index}
-            row.update(case_metrics(pred, torch.as_tensor(native), spacing=spacing, with_hd95=with_hd95))
-            row.update(model_intersection=inter[k], model_union=union[k])
+            row.update(case_metrics(pred, torch.as_tensor(native), spacing=spacing, with_hd95=with_hd95,
+                                    class_names=names))
+            if names is None:  # ukan-compat is a binary protocol
+                row.update(model_intersection=inter[k], model_union=union[k])
             rows.append(row)
     model.train(was_training)
     return rows
