@@ -9,10 +9,15 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 from kanseg.data.adapters import ADAPTERS
 from kanseg.data.cases import DatasetSource
 from kanseg.data.dataset import SegmentationDataset
+from kanseg.data.fingerprint import cached_fingerprint
 from kanseg.data.generic import open_dataset_json
+from kanseg.data.io import nifti_geometry
+from kanseg.data.spatial import ORIENTATION
 from kanseg.data.synthetic import generate_synthetic
 from kanseg.errors import KansegError
 
@@ -21,6 +26,8 @@ DATASETS = (*sorted(ADAPTERS), DEMO)  # names accepted besides a dataset.json pa
 DEMO_VERSION = "v1"  # bump when the demo generator changes
 DEMO_CASES, DEMO_SIZE = 40, 64  # 24 train / 8 val / 8 test images of 64x64
 SUBSETS = ("train", "val", "test")
+NORMALIZATIONS = ("auto", "zscore", "ct")
+DEFAULT_MAX_VOLUME_MB = 2048.0
 
 
 def cache_home() -> Path:
@@ -74,9 +81,28 @@ def _image_size(value, default, spatial_dims: int):
     return size
 
 
-def preprocessing_of(source: DatasetSource, image_size=None) -> dict:
-    """The JSON-serialisable preprocessing dict of a source (what checkpoints store)."""
-    return {
+def intensity_3d(source: DatasetSource, fingerprint: dict, normalization: str = "auto") -> dict:
+    """nnU-Net's choice: CT -> clip to the foreground 0.5/99.5 percentiles, then the foreground mean/std
+    of the fingerprint; anything else (MR...) -> per-image z-score. ``normalization`` overrides it."""
+    if normalization not in NORMALIZATIONS:
+        raise KansegError(f"unknown normalization {normalization!r}; valid: {', '.join(NORMALIZATIONS)}")
+    ct = bool(source.modalities) and all(m.upper() == "CT" for m in source.modalities)
+    if normalization == "zscore" or (normalization == "auto" and not ct):
+        return {"kind": "zscore"}
+    stats = fingerprint["intensity"]
+    return {"kind": "ct", "clip": [[s["percentile_00_5"], s["percentile_99_5"]] for s in stats],
+            "mean": [s["mean"] for s in stats], "std": [max(s["std"], 1e-8) for s in stats]}
+
+
+def preprocessing_of(source: DatasetSource, image_size=None, fingerprint: dict | None = None,
+                     normalization: str = "auto", spacing=None) -> dict:
+    """The JSON-serialisable preprocessing dict of a source (what checkpoints store).
+
+    3D datasets add ``orientation``, ``spacing`` (target, default the fingerprint's median) and
+    ``fingerprint``; multi-class datasets add ``classes`` and ``label_values``. Binary 2D datasets
+    produce exactly the dict of earlier versions.
+    """
+    preprocessing = {
         "dataset": source.name,
         "spatial_dims": source.spatial_dims,
         "in_channels": source.in_channels,
@@ -85,6 +111,34 @@ def preprocessing_of(source: DatasetSource, image_size=None) -> dict:
         "channel_order": "RGB" if source.spatial_dims == 2 else "file",
         "mask_threshold": source.mask_threshold,
     }
+    if fingerprint is not None:
+        target = [float(s) for s in (spacing or fingerprint["spacing"]["median"])]
+        if len(target) != 3 or min(target) <= 0:
+            raise KansegError(f"spacing {spacing} must be three positive sizes in mm")
+        preprocessing.update(intensity=intensity_3d(source, fingerprint, normalization), orientation=ORIENTATION,
+                             spacing=target, fingerprint=fingerprint)
+    if source.classes:
+        preprocessing.update(classes=list(source.classes), label_values=[int(v) for v in source.label_values])
+    return preprocessing
+
+
+def check_geometry(source: DatasetSource, cases) -> None:
+    """Header-only checks of 3D cases: channel count, label grid against the image grid."""
+    from kanseg.data.volumes import AFFINE_TOLERANCE
+
+    for case in cases:
+        shape, affine, _ = nifti_geometry(case.image[0])
+        channels = sum((lambda s: s[3] if len(s) > 3 else 1)(nifti_geometry(p)[0]) for p in case.image)
+        if channels != source.in_channels:
+            raise KansegError(f"{case.image[0]}: image has {channels} channel(s) but dataset.json declares "
+                              f"{source.in_channels} ('modality' / 'channel_names')")
+        for label in case.label:
+            label_shape, label_affine, _ = nifti_geometry(label)
+            if tuple(label_shape[:3]) != tuple(shape[:3]):
+                raise KansegError(f"{label}: label volume is {'x'.join(map(str, label_shape[:3]))} but its image "
+                                  f"{case.image[0]} is {'x'.join(map(str, shape[:3]))}")
+            if not np.allclose(label_affine, affine, atol=AFFINE_TOLERANCE):
+                raise KansegError(f"{label}: label affine differs from its image {case.image[0]}")
 
 
 def prepared_dir(source: DatasetSource, preprocessing: dict) -> Path:
@@ -104,6 +158,10 @@ def build_dataset(
     seed: int = 0,
     include_normal: bool = False,
     patch_size: tuple[int, ...] | None = None,
+    normalization: str = "auto",
+    spacing: tuple[float, ...] | None = None,
+    elastic: bool = False,
+    max_volume_mb: float | None = DEFAULT_MAX_VOLUME_MB,
 ) -> SegmentationDataset:
     """One subset of one split of a dataset, ready for a DataLoader.
 
@@ -113,6 +171,11 @@ def build_dataset(
     generic datasets, or ``all`` (every case found; ``subset`` ignored). ``None`` = the dataset's
     default (``clean`` for the benchmarks). All files of the subset are checked to exist, so a
     missing mask fails here with its name, not in the middle of an epoch.
+
+    3D (NIfTI) datasets: the fingerprint of the split's training cases (each read and checked once,
+    then cached) sets the target ``spacing`` (default its median) and, for CT, the intensity
+    clipping; ``normalization`` (auto, zscore, ct) overrides the modality's choice, ``elastic``
+    adds elastic deformation to the augmentation, ``max_volume_mb`` refuses larger volumes.
     """
     if subset not in SUBSETS and subset not in ("testA", "testB"):
         raise KansegError(f"unknown subset {subset!r}; valid: {', '.join(SUBSETS)}")
@@ -127,7 +190,14 @@ def build_dataset(
             raise KansegError(f"{source.name} case {case.id!r}: {kind} file missing: {missing[0]}")
     if patch_size is not None and len(patch_size) != source.spatial_dims:
         raise KansegError(f"patch size {tuple(patch_size)} does not fit a {source.spatial_dims}D dataset")
-    preprocessing = preprocessing_of(source, image_size)
+    fingerprint = None
+    if source.spatial_dims == 3:
+        check_geometry(source, cases)
+        train_cases = [source.cases[i] for i in source.subset_ids(split, "train" if subset in SUBSETS else subset)]
+        fingerprint = cached_fingerprint(
+            cache_home() / "fingerprints", source.name, source.root, train_cases, in_channels=source.in_channels,
+            label_values=source.label_values or None, max_volume_mb=max_volume_mb)
+    preprocessing = preprocessing_of(source, image_size, fingerprint, normalization, spacing)
     cache = prepared_dir(source, preprocessing)
     return SegmentationDataset(
         cases,
@@ -137,4 +207,6 @@ def build_dataset(
         seed=seed,
         patch_size=patch_size if subset == "train" else None,
         cache_dir=cache if cache.is_dir() else None,
+        elastic=elastic,
+        max_volume_mb=max_volume_mb,
     )
