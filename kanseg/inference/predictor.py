@@ -1,8 +1,12 @@
 """Prediction on new scans: :class:`Predictor` (one model, one image at a time) and :func:`predict`.
 
 Pipeline for one file: read (native array) -> the dataset's own preprocessing (from the checkpoint)
--> sliding-window probabilities (+ flip TTA) -> resize back to the native grid -> threshold ->
+-> sliding-window probabilities (+ flip TTA) -> back to the native grid -> threshold / argmax ->
 write the mask (+ probabilities, overlay). The checkpoint alone defines model and preprocessing.
+
+3D checkpoints with a geometry (``orientation`` + ``spacing``) need the scan's affine: the volume is
+reoriented and resampled exactly as in training, and the probabilities are resampled back onto the
+scan's own voxel grid (:meth:`Predictor.predict_volume`), so masks keep the input's shape and affine.
 """
 
 from __future__ import annotations
@@ -37,10 +41,20 @@ def resolve_device(device: str | torch.device) -> torch.device:
 
 
 def preprocess(native: np.ndarray, preprocessing: dict[str, Any]) -> torch.Tensor:
-    """Native ``(*spatial, C)`` array -> model input ``(C, *spatial')`` float32, exactly as in training."""
+    """Native ``(*spatial, C)`` array -> model input ``(C, *spatial')`` float32, exactly as in training
+    (3D: on the array's own grid; use :func:`preprocess_volume` to reorient and resample)."""
     from kanseg.data import preprocess_image
 
     return torch.as_tensor(preprocess_image(native, preprocessing), dtype=torch.float32)
+
+
+def preprocess_volume(native: np.ndarray, affine: np.ndarray, preprocessing: dict[str, Any]
+                      ) -> tuple[torch.Tensor, np.ndarray]:
+    """Native ``(X, Y, Z, C)`` volume + affine -> (model input ``(C, *grid)``, the grid's affine)."""
+    from kanseg.data.transforms import preprocess_volume as _preprocess_volume
+
+    image, grid_affine = _preprocess_volume(native, affine, preprocessing)
+    return torch.as_tensor(image, dtype=torch.float32), grid_affine
 
 
 def resize_probabilities(prob: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
@@ -176,11 +190,34 @@ class Predictor:
         """Native (*spatial, C) array -> model input (C_in, *spatial') via the checkpoint's preprocessing."""
         return preprocess(native, self.preprocessing)
 
-    def predict_array(self, native: np.ndarray, progress: bool = False) -> torch.Tensor:
-        """Native (*spatial, C) array -> probabilities (C_out, *spatial) at the native resolution."""
+    def predict_volume(self, native: np.ndarray, affine: np.ndarray, progress: bool = False) -> torch.Tensor:
+        """Native ``(X, Y, Z, C)`` volume with its 4x4 affine -> probabilities ``(C_out, X, Y, Z)`` on the
+        volume's own voxel grid: reorientation and resampling of the preprocessing are undone by an
+        affine resample of the probabilities (linear), before any threshold or argmax."""
+        from kanseg.data.spatial import has_geometry, resample_to_grid
+
+        if self.spatial_dims != 3:
+            raise KansegError("predict_volume needs a 3D checkpoint")
+        spatial = tuple(native.shape[:3])
+        if not has_geometry(self.preprocessing):  # checkpoints without a geometry: the file's own grid
+            return resize_probabilities(self.predict_tensor(self.preprocess(native), progress=progress), spatial)
+        image, grid_affine = preprocess_volume(native, affine, self.preprocessing)
+        prob = self.predict_tensor(image, progress=progress)
+        del image
+        return resample_to_grid(prob, grid_affine, np.asarray(affine, dtype=np.float64), spatial)
+
+    def predict_array(self, native: np.ndarray, progress: bool = False, affine: np.ndarray | None = None
+                      ) -> torch.Tensor:
+        """Native (*spatial, C) array -> probabilities (C_out, *spatial) at the native resolution.
+
+        For 3D volumes pass the ``affine`` (see :meth:`predict_volume`); without it the volume is taken
+        to be on the training grid already (no reorientation or resampling).
+        """
+        if affine is not None and self.spatial_dims == 3:
+            return self.predict_volume(native, affine, progress=progress)
         prob = self.predict_tensor(self.preprocess(native), progress=progress)
         return resize_probabilities(prob, native.shape[: self.spatial_dims])
 
-    def predict_mask(self, native: np.ndarray) -> np.ndarray:
+    def predict_mask(self, native: np.ndarray, affine: np.ndarray | None = None) -> np.ndarray:
         """Native (*spatial, C) array -> uint8 mask (*spatial): {0, 1}, or class indices for several classes."""
-        return probabilities_to_mask(self.predict_array(native), self.threshold)
+        return probabilities_to_mask(self.predict_array(native, affine=affine), self.threshold)
