@@ -27,12 +27,7 @@ import numpy as np
 
 from kanseg.errors import KansegError
 from kanseg.inference import overlays, readers, writers
-from kanseg.inference.predictor import (
-    Predictor,
-    foreground_probability,
-    probabilities_to_mask,
-    resize_probabilities,
-)
+from kanseg.inference.predictor import Predictor, foreground_probability, probabilities_to_mask
 
 
 @dataclass
@@ -130,11 +125,9 @@ def predict_scan(
         return outputs
     volume, reference = readers.read_volume(path, predictor.in_channels)
     slices = overlays.mid_slices(volume) if overlay else None
-    spatial, image = volume.shape[:3], predictor.preprocess(volume)
-    del volume  # from here on: the model input, the stitched output and its weights (bounded memory)
-    prob = predictor.predict_tensor(image, progress=progress)
-    del image
-    prob = resize_probabilities(prob, spatial)
+    # the preprocessing (reorientation, resampling) is undone onto the scan's own voxel grid
+    prob = predictor.predict_volume(volume, reference.affine, progress=progress)
+    del volume
     suffix = readers.scan_suffix(path)
     mask = probabilities_to_mask(prob, predictor.threshold)
     multiclass = prob.shape[0] > 1
