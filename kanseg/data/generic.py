@@ -8,6 +8,8 @@ with more than two entries (Decathlon ``{"0": "background", "1": "anterior"}`` o
 ``{"background": 0, "anterior": 1}``) makes a multi-class dataset (classes in label-value order);
 otherwise labels are binarised (``> 0``). Splits: ``"kanseg_splits"`` in the json when present (explicit id lists), otherwise
 ``random-<seed>`` = 80/20 with the legacy algorithm of :mod:`kanseg.data.splits` (test = val).
+A shipped manifest also provides splits: ``<manifest>`` (its default split) or
+``<manifest>:<split>``, e.g. ``--split hippocampus`` with ``data_manifests/hippocampus.json``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import numpy as np
 
 from kanseg.data.cases import Case, DatasetSource
 from kanseg.data.io import is_image_2d, is_nifti, read_image, read_label_values
+from kanseg.data.manifests import load_manifest, manifest_dir, manifest_splits
 from kanseg.data.splits import legacy_split
 from kanseg.data.transforms import rgb_intensity
 from kanseg.errors import KansegError
@@ -123,8 +126,22 @@ def _random_splits(ids: list[str], seed: int) -> dict:
     return {"train": train, "val": val, "test": val, "note": "80/20 random split; test = val"}
 
 
+def _manifest_split(split: str) -> dict | None:
+    """``<manifest>`` / ``<manifest>:<split>`` -> that split of ``data_manifests/<manifest>.json``, else None."""
+    name, _, sub = split.partition(":")
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", name) or not (manifest_dir() / f"{name}.json").is_file():
+        return None
+    manifest = load_manifest(name)
+    splits = manifest_splits(manifest)
+    sub = sub or manifest.get("default_split", "")
+    if sub not in splits:
+        raise KansegError(f"manifest {name} has no split {sub!r}; valid: {', '.join(sorted(splits))}")
+    return splits[sub]
+
+
 class GenericSplits(dict):
-    """Split table that also answers ``random-<seed>`` for any seed (computed on demand)."""
+    """Split table that also answers ``random-<seed>`` for any seed and ``<manifest>[:<split>]``
+    for the manifests in ``data_manifests/`` (both resolved on demand)."""
 
     patterns = ("random-<seed>",)
 
@@ -133,13 +150,17 @@ class GenericSplits(dict):
         self._ids = ids
 
     def __contains__(self, split: object) -> bool:
-        return super().__contains__(split) or bool(RANDOM_SPLIT.match(str(split)))
+        return (super().__contains__(split) or bool(RANDOM_SPLIT.match(str(split)))
+                or _manifest_split(str(split)) is not None)
 
     def __missing__(self, split: str) -> dict:
         match = RANDOM_SPLIT.match(split)
-        if not match:
+        if match:
+            return _random_splits(self._ids, int(match[1]))
+        entry = _manifest_split(split)
+        if entry is None:
             raise KeyError(split)
-        return _random_splits(self._ids, int(match[1]))
+        return entry
 
 
 def open_dataset_json(path: str | os.PathLike) -> DatasetSource:
