@@ -14,7 +14,7 @@ import numpy as np
 from kanseg.data.adapters import ADAPTERS
 from kanseg.data.cases import DatasetSource
 from kanseg.data.dataset import SegmentationDataset
-from kanseg.data.fingerprint import cached_fingerprint
+from kanseg.data.fingerprint import cached_fingerprint, check_labels_once
 from kanseg.data.generic import open_dataset_json
 from kanseg.data.io import nifti_geometry
 from kanseg.data.spatial import ORIENTATION
@@ -193,10 +193,12 @@ def build_dataset(
     fingerprint = None
     if source.spatial_dims == 3:
         check_geometry(source, cases)
-        train_cases = [source.cases[i] for i in source.subset_ids(split, "train" if subset in SUBSETS else subset)]
+        train_cases = [source.cases[i] for i in source.subset_ids(split, "train")]
         fingerprint = cached_fingerprint(
             cache_home() / "fingerprints", source.name, source.root, train_cases, in_channels=source.in_channels,
             label_values=source.label_values or None, max_volume_mb=max_volume_mb)
+    if source.label_values and (subset != "train" or fingerprint is None):  # 3D training cases: by the fingerprint
+        check_labels_once(cache_home() / "fingerprints", source.name, source.root, cases, source.label_values)
     preprocessing = preprocessing_of(source, image_size, fingerprint, normalization, spacing)
     cache = prepared_dir(source, preprocessing)
     return SegmentationDataset(

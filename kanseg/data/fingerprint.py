@@ -29,6 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from kanseg.data.cases import Case
+from kanseg.data.io import read_label_values
+from kanseg.data.labels import to_class_indices
 from kanseg.data.spatial import canonical_shape, canonical_spacing
 from kanseg.data.volumes import read_case_3d
 
@@ -107,3 +109,18 @@ def cached_fingerprint(cache_dir: Path, name: str, root: Path, cases: Sequence[C
     except OSError:  # a read-only cache only costs the recomputation
         pass
     return json.loads(json.dumps(fingerprint))
+
+
+def check_labels_once(cache_dir: Path, name: str, root: Path, cases: Sequence[Case], label_values: Sequence[int]) -> None:
+    """Check every label file of ``cases`` against the label map (values only; the fingerprint reads the
+    training cases anyway), remembering a clean result in ``cache_dir`` so it costs one pass per file set."""
+    marker = Path(cache_dir) / f"{name}-labels-{fingerprint_key(root, cases)}.ok"
+    if marker.is_file():
+        return
+    for case in cases:
+        to_class_indices(read_label_values(case.label), label_values, case.label[0])
+    try:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(json.dumps([int(v) for v in label_values]))
+    except OSError:
+        pass
