@@ -87,8 +87,9 @@ def evaluate_cases(
 
     ``dataset`` follows the kanseg.data contract: items ``{"image", "label", "id"}`` at model
     resolution and ``native_label(i)`` at native resolution. Cases of different sizes need
-    ``batch_size=1``. Binary models: sigmoid > ``threshold``; multi-class models (one channel per
-    class): argmax of the softmax, after resizing the probabilities to the native grid.
+    ``batch_size=1``. Probabilities go back to the native grid first (``dataset.to_native`` when the
+    dataset has it, else a linear resize); then binary models: sigmoid > ``threshold``, multi-class
+    models (one channel per class): argmax of the softmax.
     """
     mine = list(range(ctx.rank, len(dataset), ctx.world_size))
     batches = [mine[i : i + batch_size] for i in range(0, len(mine), batch_size)]
@@ -107,7 +108,11 @@ def evaluate_cases(
             inter, union = model_overlap(probs > threshold, labels)
         for k, index in enumerate(batch):
             native = dataset.native_label(index)
-            prob = _native_probability(probs[k : k + 1], native.shape)
+            if hasattr(dataset, "to_native"):  # undoes the dataset's resize / reorientation / resampling
+                prob = dataset.to_native(index, probs[k])
+                prob = prob[0] if prob.shape[0] == 1 else prob
+            else:
+                prob = _native_probability(probs[k : k + 1], native.shape)
             pred = prob > threshold if names is None else prob.argmax(dim=0)
             spacing = dataset.spacing(index) if with_hd95 and hasattr(dataset, "spacing") else None
             row = {"id": str(items[k]["id"]), "index": index}
