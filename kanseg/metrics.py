@@ -245,7 +245,8 @@ def format_report(report: dict[str, Any], title: str = "") -> str:
             s = block["per_image"]
             lines.append(
                 f"{name[:13]:<13} {s['dice']['mean']:>8.4f}±{s['dice']['std']:<6.4f} "
-                f"{s['iou']['mean']:>8.4f}±{s['iou']['std']:<6.4f} {s['hd95']['mean']:>8.2f}±{s['hd95']['std']:<6.2f} "
+                f"{s['iou']['mean']:>8.4f}±{s['iou']['std']:<6.4f} "
+                f"{s['hd95']['mean']:>8.2f}±{s['hd95']['std']:<6.2f} "
                 f"{block['global']['dice']:>12.4f} {block['global']['iou']:>12.4f}"
             )
     names = {"per_image": "per-image", "global": "global", "ukan_compat": "ukan-compat", "per_class": "per-class"}
