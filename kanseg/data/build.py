@@ -9,15 +9,14 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import numpy as np
 
 from kanseg.data.adapters import ADAPTERS
 from kanseg.data.cases import DatasetSource
 from kanseg.data.dataset import SegmentationDataset
 from kanseg.data.fingerprint import cached_fingerprint, check_labels_once
 from kanseg.data.generic import open_dataset_json
-from kanseg.data.io import nifti_geometry
 from kanseg.data.spatial import ORIENTATION
+from kanseg.data.volumes import check_case_grid
 from kanseg.data.synthetic import generate_synthetic
 from kanseg.errors import KansegError
 
@@ -122,25 +121,6 @@ def preprocessing_of(source: DatasetSource, image_size=None, fingerprint: dict |
     return preprocessing
 
 
-def check_geometry(source: DatasetSource, cases) -> None:
-    """Header-only checks of 3D cases: channel count, label grid against the image grid."""
-    from kanseg.data.volumes import AFFINE_TOLERANCE
-
-    for case in cases:
-        shape, affine, _ = nifti_geometry(case.image[0])
-        channels = sum((lambda s: s[3] if len(s) > 3 else 1)(nifti_geometry(p)[0]) for p in case.image)
-        if channels != source.in_channels:
-            raise KansegError(f"{case.image[0]}: image has {channels} channel(s) but dataset.json declares "
-                              f"{source.in_channels} ('modality' / 'channel_names')")
-        for label in case.label:
-            label_shape, label_affine, _ = nifti_geometry(label)
-            if tuple(label_shape[:3]) != tuple(shape[:3]):
-                raise KansegError(f"{label}: label volume is {'x'.join(map(str, label_shape[:3]))} but its image "
-                                  f"{case.image[0]} is {'x'.join(map(str, shape[:3]))}")
-            if not np.allclose(label_affine, affine, atol=AFFINE_TOLERANCE):
-                raise KansegError(f"{label}: label affine differs from its image {case.image[0]}")
-
-
 def prepared_dir(source: DatasetSource, preprocessing: dict) -> Path:
     """Where ``kanseg data prepare`` caches resized arrays for this root + preprocessing."""
     key = json.dumps({"root": str(source.root.resolve()), "pp": preprocessing}, sort_keys=True)
@@ -192,7 +172,8 @@ def build_dataset(
         raise KansegError(f"patch size {tuple(patch_size)} does not fit a {source.spatial_dims}D dataset")
     fingerprint = None
     if source.spatial_dims == 3:
-        check_geometry(source, cases)
+        for case in cases:  # headers only: channels, label grids
+            check_case_grid(case.image, case.label, source.in_channels)
         train_cases = [source.cases[i] for i in source.subset_ids(split, "train")]
         fingerprint = cached_fingerprint(
             cache_home() / "fingerprints", source.name, source.root, train_cases, in_channels=source.in_channels,

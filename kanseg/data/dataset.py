@@ -109,7 +109,8 @@ class SegmentationDataset(torch.utils.data.Dataset):
         data = run_pipeline(self._load, {"image": case.image, "label": case.label})
         if hasattr(data["image"], "affine"):
             self._grid_affines[index] = affine_of(data["image"])
-        return {"image": np.asarray(data["image"], dtype=np.float32), "label": np.asarray(data["label"], dtype=np.float32)}
+        return {"image": np.asarray(data["image"], dtype=np.float32),
+                "label": np.asarray(data["label"], dtype=np.float32)}
 
     def write_cache(self, index: int) -> Path:
         """Store the resized arrays of item ``index`` in ``cache_dir`` (atomic; 8-bit when lossless enough)."""
@@ -123,7 +124,8 @@ class SegmentationDataset(torch.utils.data.Dataset):
         path = self._cache_file(index)
         tmp = path.with_name(f".{path.name}.tmp.npz")
         extra = {"affine": self._grid_affines[index]} if index in self._grid_affines else {}
-        np.savez(tmp, image=image, label=data["label"].astype(np.uint8), source_mtime=self._source_mtime(index), **extra)
+        np.savez(tmp, image=image, label=data["label"].astype(np.uint8), source_mtime=self._source_mtime(index),
+                 **extra)
         os.replace(tmp, path)
         return path
 

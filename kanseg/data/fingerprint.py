@@ -111,7 +111,8 @@ def cached_fingerprint(cache_dir: Path, name: str, root: Path, cases: Sequence[C
     return json.loads(json.dumps(fingerprint))
 
 
-def check_labels_once(cache_dir: Path, name: str, root: Path, cases: Sequence[Case], label_values: Sequence[int]) -> None:
+def check_labels_once(cache_dir: Path, name: str, root: Path, cases: Sequence[Case],
+                      label_values: Sequence[int]) -> None:
     """Check every label file of ``cases`` against the label map (values only; the fingerprint reads the
     training cases anyway), remembering a clean result in ``cache_dir`` so it costs one pass per file set."""
     marker = Path(cache_dir) / f"{name}-labels-{fingerprint_key(root, cases)}.ok"

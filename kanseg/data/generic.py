@@ -6,9 +6,9 @@ Decathlon: ``"training": [{"image": "./imagesTr/x.nii.gz", "label": "./labelsTr/
 NIfTI files make a 3D dataset, any other supported ending a 2D one. Labels: a ``"labels"`` map
 with more than two entries (Decathlon ``{"0": "background", "1": "anterior"}`` or nnU-Net v2
 ``{"background": 0, "anterior": 1}``) makes a multi-class dataset (classes in label-value order);
-otherwise labels are binarised (``> 0``). Splits: ``"kanseg_splits"`` in the json when present (explicit id lists), otherwise
-``random-<seed>`` = 80/20 with the legacy algorithm of :mod:`kanseg.data.splits` (test = val).
-A shipped manifest also provides splits: ``<manifest>`` (its default split) or
+otherwise labels are binarised (``> 0``). Splits: ``"kanseg_splits"`` in the json when present
+(explicit id lists), otherwise ``random-<seed>`` = 80/20 with the legacy algorithm of
+:mod:`kanseg.data.splits` (test = val). A shipped manifest also provides splits: ``<manifest>`` (its default split) or
 ``<manifest>:<split>``, e.g. ``--split hippocampus`` with ``data_manifests/hippocampus.json``.
 """
 

@@ -200,7 +200,8 @@ def _multiclass2d(root: Path, n_cases: int, rng: np.random.Generator, size: int 
     lookup = np.asarray(label_values, dtype=np.uint8)
     for case in ids:
         image, classes = multiclass_case(rng, _size(rng, size, 8), len(label_values))
-        write_image_atomic(root / "imagesTr" / f"{case}_0000.png", (np.clip(image, 0, 1) * 255).round().astype(np.uint8))
+        grey = (np.clip(image, 0, 1) * 255).round().astype(np.uint8)
+        write_image_atomic(root / "imagesTr" / f"{case}_0000.png", grey)
         write_image_atomic(root / "labelsTr" / f"{case}.png", lookup[classes])
     _write_json(root / "dataset.json", {
         "name": "synthetic-multiclass-2d", "channel_names": {"0": "grey"}, "labels": _label_map(label_values, style),

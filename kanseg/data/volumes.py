@@ -31,6 +31,31 @@ def check_volume_size(path: str | os.PathLike, shape: Sequence[int], affine: np.
                           f"more than data.max_volume_mb={max_volume_mb:g}; raise it or resample the scan coarser")
 
 
+def check_case_grid(images: Sequence[str | os.PathLike], labels: Sequence[str | os.PathLike], in_channels: int
+                    ) -> tuple[tuple[int, ...], np.ndarray, tuple[float, ...]]:
+    """Header-only checks of one case (channel count, label grid = image grid); returns the image's
+    ``(shape, affine, zooms)``."""
+    shape, affine, zooms = nifti_geometry(images[0])
+    channels = 0
+    for path in images:
+        file_shape, file_affine, _ = nifti_geometry(path)
+        channels += file_shape[3] if len(file_shape) > 3 else 1
+        if tuple(file_shape[:3]) != tuple(shape[:3]) or not np.allclose(file_affine, affine, atol=AFFINE_TOLERANCE):
+            raise KansegError(f"{path}: channel file's grid differs from {images[0]}")
+    if channels != in_channels:
+        raise KansegError(f"{images[0]}: image has {channels} channel(s) but dataset.json declares {in_channels} "
+                          f"('modality' / 'channel_names')")
+    for label in labels:
+        label_shape, label_affine, _ = nifti_geometry(label)
+        if tuple(label_shape[:3]) != tuple(shape[:3]):
+            raise KansegError(f"{label}: label volume is {'x'.join(map(str, label_shape[:3]))} but its image "
+                              f"{images[0]} is {'x'.join(map(str, shape[:3]))}")
+        if not np.allclose(label_affine, affine, atol=AFFINE_TOLERANCE):
+            raise KansegError(f"{label}: label affine differs from its image {images[0]} "
+                              f"(max difference {np.abs(label_affine - affine).max():.3g} mm)")
+    return shape, affine, zooms
+
+
 def read_case_3d(
     images: Sequence[str | os.PathLike],
     labels: Sequence[str | os.PathLike],
@@ -45,28 +70,13 @@ def read_case_3d(
 
     Labels are class indices when ``label_values`` is given (multi-class), else ``> mask_threshold``.
     """
-    shape, affine, zooms = nifti_geometry(images[0])
-    channels = sum(nifti_geometry(p)[0][3] if len(nifti_geometry(p)[0]) > 3 else 1 for p in images)
-    if channels != in_channels:
-        raise KansegError(f"{images[0]}: image has {channels} channel(s) but dataset.json declares {in_channels} "
-                          f"('modality' / 'channel_names')")
-    check_volume_size(images[0], shape, affine, zooms, channels, spacing, max_volume_mb)
-    arrays = []
-    for path in images:
-        data, file_affine = read_nifti(path)
-        if data.shape[:3] != tuple(shape[:3]) or not np.allclose(file_affine, affine, atol=AFFINE_TOLERANCE):
-            raise KansegError(f"{path}: channel file's grid differs from {images[0]}")
-        arrays.append(data if data.ndim == 4 else data[..., None])
+    shape, affine, zooms = check_case_grid(images, labels, in_channels)
+    check_volume_size(images[0], shape, affine, zooms, in_channels, spacing, max_volume_mb)
+    arrays = [read_nifti(path)[0] for path in images]
+    arrays = [a if a.ndim == 4 else a[..., None] for a in arrays]
     image = np.ascontiguousarray(np.moveaxis(np.concatenate(arrays, axis=-1), -1, 0), dtype=np.float32)
     if not labels:
         return image, None, affine
-    label_shape, label_affine, _ = nifti_geometry(labels[0])
-    if tuple(label_shape[:3]) != tuple(shape[:3]):
-        raise KansegError(f"{labels[0]}: label volume is {'x'.join(map(str, label_shape[:3]))} but its image "
-                          f"{images[0]} is {'x'.join(map(str, shape[:3]))}")
-    if not np.allclose(label_affine, affine, atol=AFFINE_TOLERANCE):
-        raise KansegError(f"{labels[0]}: label affine differs from its image {images[0]} "
-                          f"(max difference {np.abs(label_affine - affine).max():.3g} mm)")
     if label_values is not None:
         label = to_class_indices(read_label_values(labels[0]), label_values, labels[0])
     else:
