@@ -128,3 +128,19 @@ def test_manifest_split_for_a_dataset_json(tmp_path, monkeypatch):
     assert build_dataset(root, split="mine:clean", subset="test").ids == ids[4:]
     with pytest.raises(KansegError, match="no split 'other'"):
         build_dataset(root, split="mine:other")
+
+
+def test_3d_augmentation_keeps_class_labels_and_is_reproducible(synthetic):
+    root = synthetic("multiclass3d", n_cases=6, label_values=(0, 2, 5))
+    train = build_dataset(root, subset="train", patch_size=(12, 12, 10), augment=True, elastic=True)
+    names = [type(t).__name__ for t in train._finish.transforms]
+    assert names[:3] == ["NormalizeIntensityd", "SpatialPadd", "RandCropByLabelClassesd"]
+    assert {"RandAffined", "Rand3DElasticd", "RandAdjustContrastd", "RandGaussianNoised", "RandFlipd"} <= set(names)
+    for epoch in range(6):
+        train.set_epoch(epoch)
+        item = train[epoch % len(train)]
+        assert item["image"].shape == (1, 12, 12, 10) and set(item["label"].unique().tolist()) <= {0.0, 1.0, 2.0}
+    train.set_epoch(2)
+    first = train[1]["image"]
+    train.set_epoch(2)
+    assert torch.equal(first, train[1]["image"])
