@@ -21,14 +21,15 @@ AFFINE_TOLERANCE = 1e-3  # mm; headers written by different tools differ in floa
 
 
 def check_volume_size(path: str | os.PathLike, shape: Sequence[int], affine: np.ndarray, zooms: Sequence[float],
-                      channels: int, spacing: Sequence[float] | None, max_volume_mb: float | None) -> None:
+                      channels: int, spacing: Sequence[float] | None, max_volume_mb: float | None,
+                      option: str = "data.max_volume_mb") -> None:
     """A volume whose float32 image after resampling exceeds ``max_volume_mb`` is refused before it is read."""
     if not max_volume_mb:
         return
     megabytes = resampled_voxels(affine, shape, zooms, spacing) * channels * 4 / 2**20
     if megabytes > max_volume_mb:
         raise KansegError(f"{path}: {'x'.join(map(str, shape[:3]))} voxels need {megabytes:.0f} MB after resampling, "
-                          f"more than data.max_volume_mb={max_volume_mb:g}; raise it or resample the scan coarser")
+                          f"more than {option}={max_volume_mb:g}; raise it or resample the scan coarser")
 
 
 def check_case_grid(images: Sequence[str | os.PathLike], labels: Sequence[str | os.PathLike], in_channels: int

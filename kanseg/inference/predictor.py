@@ -100,6 +100,7 @@ class Predictor:
         tta: average over all flips of the spatial axes.
         threshold: foreground probability threshold for one-channel models.
         device: ``"auto"``, ``"cpu"``, ``"cuda"``...
+        max_volume_mb: 3D volumes whose float32 input after resampling is larger are refused (one line).
     """
 
     def __init__(
@@ -114,6 +115,7 @@ class Predictor:
         tta: bool = False,
         threshold: float = 0.5,
         device: str | torch.device = "auto",
+        max_volume_mb: float | None = 2048.0,
     ):
         self.preprocessing = dict(preprocessing)
         missing = [k for k in ("spatial_dims", "in_channels", "intensity") if self.preprocessing.get(k) is None]
@@ -134,6 +136,7 @@ class Predictor:
         self.roi_size = self._resolve_roi(roi_size)
         self.overlap, self.sw_batch_size, self.blend = overlap, sw_batch_size, blend
         self.tta, self.threshold = tta, threshold
+        self.max_volume_mb = max_volume_mb
         self.device = resolve_device(device)
         self.window_predictor = WindowPredictor(model.eval(), self.spatial_dims, tta=tta).to(self.device)
 
@@ -201,6 +204,11 @@ class Predictor:
         spatial = tuple(native.shape[:3])
         if not has_geometry(self.preprocessing):  # checkpoints without a geometry: the file's own grid
             return resize_probabilities(self.predict_tensor(self.preprocess(native), progress=progress), spatial)
+        from kanseg.data.volumes import check_volume_size
+
+        zooms = np.sqrt((np.asarray(affine, dtype=np.float64)[:3, :3] ** 2).sum(axis=0))
+        check_volume_size("input volume", spatial, affine, zooms, self.in_channels, self.preprocessing["spacing"],
+                          self.max_volume_mb, option="the predictor's max_volume_mb")
         image, grid_affine = preprocess_volume(native, affine, self.preprocessing)
         prob = self.predict_tensor(image, progress=progress)
         del image

@@ -10,6 +10,7 @@ import torch
 from kanseg.checkpoint import save_checkpoint
 from kanseg.data import build_dataset, generate_synthetic
 from kanseg.data.spatial import canonical_spacing
+from kanseg.errors import KansegError
 from kanseg.inference import Predictor, write_nifti
 from kanseg.inference.predictor import probabilities_to_mask
 from kanseg.models import create_model
@@ -89,3 +90,12 @@ def test_checkpoint_predictor_returns_probabilities_on_the_native_grid(root, tmp
     assert prob.shape == (3, *volume.shape)
     torch.testing.assert_close(prob.sum(0), torch.ones(volume.shape))
     assert predictor.predict_mask(volume[..., None], affine=reference.affine).shape == volume.shape
+
+
+def test_volume_too_large_for_the_predictor_is_one_line(root):
+    dataset = build_dataset(root, split="all")
+    kwargs = {"spatial_dims": 3, "in_channels": 1, "out_channels": 3, "depth": 2, "base_width": 4}
+    predictor = Predictor(create_model("unet-conv", **kwargs), dataset.preprocessing, device="cpu", max_volume_mb=0.001)
+    reference = nib.load(dataset.cases[0].image[0])
+    with pytest.raises(KansegError, match=r"input volume: .* MB after resampling, more than the predictor's max_volume_mb=0.001"):
+        predictor.predict_volume(np.zeros((*reference.shape, 1), np.float32), reference.affine)
