@@ -26,6 +26,7 @@ DEMO_VERSION = "v1"  # bump when the demo generator changes
 DEMO_CASES, DEMO_SIZE = 40, 64  # 24 train / 8 val / 8 test images of 64x64
 SUBSETS = ("train", "val", "test")
 NORMALIZATIONS = ("auto", "zscore", "ct")
+PATCH_MULTIPLE, PATCH_MAX = 8, 128  # default 3D patch: median shape rounded up to 8, at most 128 per axis
 DEFAULT_MAX_VOLUME_MB = 2048.0
 
 
@@ -93,6 +94,13 @@ def intensity_3d(source: DatasetSource, fingerprint: dict, normalization: str = 
             "mean": [s["mean"] for s in stats], "std": [max(s["std"], 1e-8) for s in stats]}
 
 
+def default_patch_size(fingerprint: dict, spacing) -> list[int]:
+    """nnU-Net-like default 3D patch: the median shape after resampling, rounded up to a multiple of
+    ``PATCH_MULTIPLE`` (three poolings), at most ``PATCH_MAX`` per axis."""
+    median = [s * m / t for s, m, t in zip(fingerprint["shape"]["median"], fingerprint["spacing"]["median"], spacing)]
+    return [int(min(PATCH_MAX, PATCH_MULTIPLE * -(-round(m, 3) // PATCH_MULTIPLE))) for m in median]
+
+
 def preprocessing_of(source: DatasetSource, image_size=None, fingerprint: dict | None = None,
                      normalization: str = "auto", spacing=None) -> dict:
     """The JSON-serialisable preprocessing dict of a source (what checkpoints store).
@@ -153,7 +161,8 @@ def build_dataset(
     missing mask fails here with its name, not in the middle of an epoch.
 
     3D (NIfTI) datasets: the fingerprint of the split's training cases (each read and checked once,
-    then cached) sets the target ``spacing`` (default its median) and, for CT, the intensity
+    then cached) sets the target ``spacing`` (default its median), the default ``patch_size``
+    (stored in the preprocessing, so prediction uses it as its window) and, for CT, the intensity
     clipping; ``normalization`` (auto, zscore, ct) overrides the modality's choice, ``elastic``
     adds elastic deformation to the augmentation, ``max_volume_mb`` refuses larger volumes.
     """
@@ -181,6 +190,8 @@ def build_dataset(
     if source.label_values and (subset != "train" or fingerprint is None):  # 3D training cases: by the fingerprint
         check_labels_once(cache_home() / "fingerprints", source.name, source.root, cases, source.label_values)
     preprocessing = preprocessing_of(source, image_size, fingerprint, normalization, spacing)
+    if fingerprint is not None and patch_size is None:  # 3D without a patch size: train on nnU-Net-like patches
+        preprocessing["patch_size"] = patch_size = default_patch_size(fingerprint, preprocessing["spacing"])
     cache = prepared_dir(source, preprocessing)
     return SegmentationDataset(
         cases,

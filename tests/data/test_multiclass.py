@@ -78,7 +78,7 @@ def test_multiclass_2d_nnunet_png(synthetic):
 
 def test_user_spacing_and_ct_normalisation(tmp_path):
     root = generate_synthetic("multiclass3d", tmp_path / "ct", n_cases=5, modality="CT")
-    ct = build_dataset(root, split="all", spacing=(2.0, 2.0, 2.0))
+    ct = build_dataset(root, split="all", subset="test", spacing=(2.0, 2.0, 2.0))
     fp = ct.preprocessing["fingerprint"]["intensity"][0]
     assert ct.preprocessing["intensity"] == {"kind": "ct", "clip": [[fp["percentile_00_5"], fp["percentile_99_5"]]],
                                              "mean": [fp["mean"]], "std": [fp["std"]]}
@@ -144,3 +144,16 @@ def test_3d_augmentation_keeps_class_labels_and_is_reproducible(synthetic):
     first = train[1]["image"]
     train.set_epoch(2)
     assert torch.equal(first, train[1]["image"])
+
+
+def test_3d_training_without_a_patch_size_gets_the_nnunet_like_default(synthetic):
+    root = synthetic("multiclass3d", n_cases=6, label_values=(0, 2, 5))
+    train, val = build_dataset(root, subset="train"), build_dataset(root, subset="val")
+    patch = train.preprocessing["patch_size"]
+    assert val.preprocessing == train.preprocessing and all(p % 8 == 0 and 8 <= p <= 128 for p in patch)
+    shapes = []
+    for epoch in range(3):  # equal-size patches, so a DataLoader can batch them
+        train.set_epoch(epoch)
+        shapes.append(tuple(train[epoch]["image"].shape[1:]))
+    assert set(shapes) == {tuple(patch)}
+    assert "patch_size" not in build_dataset(root, subset="train", patch_size=(8, 8, 8)).preprocessing

@@ -51,7 +51,7 @@ def _predict_and_write(dataset, index, out):
 def test_pure_reorientation_round_trip_is_exact(root, index, tmp_path):
     reference = nib.load(root / "imagesTr" / f"mc_{index:03d}.nii.gz")
     own_spacing = canonical_spacing(reference.affine, reference.header.get_zooms())
-    dataset = build_dataset(root, split="all", spacing=own_spacing)
+    dataset = build_dataset(root, split="all", subset="test", spacing=own_spacing)
     assert index == 0 or nib.aff2axcodes(reference.affine) != ("R", "A", "S")  # really reoriented
     predicted, truth = _predict_and_write(dataset, index, tmp_path / "mask.nii.gz")
     np.testing.assert_array_equal(predicted, truth)
@@ -59,7 +59,7 @@ def test_pure_reorientation_round_trip_is_exact(root, index, tmp_path):
 
 @pytest.mark.parametrize("index", [0, 2, 5, 7])
 def test_resampled_round_trip_keeps_grid_and_label_values(root, index, tmp_path):
-    dataset = build_dataset(root, split="all", spacing=(0.8, 0.9, 1.1))
+    dataset = build_dataset(root, split="all", subset="test", spacing=(0.8, 0.9, 1.1))
     predicted, truth = _predict_and_write(dataset, index, tmp_path / "mask.nii.gz")
     assert set(np.unique(predicted)) == {0, 3, 8}
     assert (predicted == truth).mean() > 0.97
@@ -69,7 +69,7 @@ def test_resampled_round_trip_keeps_grid_and_label_values(root, index, tmp_path)
 
 
 def test_dataset_to_native_matches_the_predictor(root):
-    dataset = build_dataset(root, split="all")
+    dataset = build_dataset(root, split="all", subset="test")
     label = dataset[3]["label"][0].long()
     prob = torch.nn.functional.one_hot(label, 3).permute(3, 0, 1, 2).float()
     native = dataset.to_native(3, prob)
@@ -78,7 +78,7 @@ def test_dataset_to_native_matches_the_predictor(root):
 
 
 def test_checkpoint_predictor_returns_probabilities_on_the_native_grid(root, tmp_path):
-    dataset = build_dataset(root, split="all")
+    dataset = build_dataset(root, split="all", subset="test")
     kwargs = {"spatial_dims": 3, "in_channels": 1, "out_channels": 3, "depth": 2, "base_width": 4}
     model = create_model("unet-conv", **kwargs)
     path = save_checkpoint(tmp_path / "best.pt", model_name="unet-conv", model_kwargs=kwargs,
@@ -93,7 +93,7 @@ def test_checkpoint_predictor_returns_probabilities_on_the_native_grid(root, tmp
 
 
 def test_volume_too_large_for_the_predictor_is_one_line(root):
-    dataset = build_dataset(root, split="all")
+    dataset = build_dataset(root, split="all", subset="test")
     kwargs = {"spatial_dims": 3, "in_channels": 1, "out_channels": 3, "depth": 2, "base_width": 4}
     predictor = Predictor(create_model("unet-conv", **kwargs), dataset.preprocessing, device="cpu", max_volume_mb=0.001)
     reference = nib.load(dataset.cases[0].image[0])
