@@ -15,6 +15,7 @@ from kanseg.data.cases import DatasetSource
 from kanseg.data.dataset import SegmentationDataset
 from kanseg.data.fingerprint import cached_fingerprint, check_labels_once
 from kanseg.data.generic import open_dataset_json
+from kanseg.data.manifests import load_manifest, manifest_dir
 from kanseg.data.spatial import ORIENTATION
 from kanseg.data.volumes import check_case_grid
 from kanseg.data.synthetic import generate_synthetic
@@ -56,6 +57,12 @@ def ensure_demo(data_root: str | os.PathLike | None = None) -> Path:
     return root
 
 
+def is_dataset_json_manifest(name: str) -> bool:
+    """A shipped manifest of a dataset read through its dataset.json (not one of the adapters)."""
+    return (name not in ADAPTERS and name.isidentifier() and (manifest_dir() / f"{name}.json").is_file()
+            and "dataset.json" in load_manifest(name).get("layout", ""))
+
+
 def open_source(name_or_path: str | os.PathLike, data_root=None, include_normal: bool = False) -> DatasetSource:
     """Cases and splits of a named dataset or a ``dataset.json`` (file or folder)."""
     name = str(name_or_path)
@@ -65,6 +72,13 @@ def open_source(name_or_path: str | os.PathLike, data_root=None, include_normal:
         return source
     if name in ADAPTERS:
         return ADAPTERS[name].open(data_root, include_optional=include_normal)
+    if is_dataset_json_manifest(name):  # e.g. hippocampus: a dataset.json dataset with a shipped manifest
+        if data_root is None:
+            raise KansegError(f"dataset {name} needs --data-root: the folder holding its dataset.json "
+                              f"({load_manifest(name).get('layout', '')})")
+        source = open_dataset_json(data_root)
+        source.name, source.default_split = name, name
+        return source
     path = Path(name)
     if path.suffix == ".json" or (path / "dataset.json").is_file():
         return open_dataset_json(path)

@@ -75,3 +75,12 @@ def test_one_epoch_then_predict_on_the_input_grid(three_cases, tmp_path):
     volume = np.asarray(reference.dataobj, dtype=np.float32)[..., None]
     mask = predictor.predict_mask(volume, affine=reference.affine)
     assert mask.shape == reference.shape and set(np.unique(mask)) <= {0, 1, 2}
+
+
+def test_named_dataset_with_data_root_and_verify(hippocampus):
+    from kanseg.data.verify import verify
+
+    dataset = build_dataset("hippocampus", data_root=hippocampus, subset="val")  # the manifest's clean split
+    assert len(dataset) == 20 and dataset.preprocessing["dataset"] == "hippocampus"
+    report = verify("hippocampus", hippocampus)
+    assert report.usable and report.found == report.expected == 208 and not report.problems
