@@ -16,6 +16,14 @@ from kanseg.inference.predictor import probabilities_to_mask
 from kanseg.models import create_model
 
 
+@pytest.fixture(scope="module", autouse=True)
+def private_cache(tmp_path_factory):
+    """Fingerprints go to a temporary KANSEG_CACHE, never ~/.cache."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("KANSEG_CACHE", str(tmp_path_factory.mktemp("cache")))
+        yield
+
+
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
     # label values 0/3/8 on disk; affines cycle through axis permutations and flips, spacings jittered
