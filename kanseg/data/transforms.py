@@ -143,17 +143,15 @@ class ClipNormalized(MapTransform):
 
     def __init__(self, keys, clip, mean, std) -> None:
         super().__init__(keys)
-        shape = (-1,) + (1,) * 3
-        self.low, self.high = (np.asarray([c[i] for c in clip], np.float32).reshape(shape) for i in (0, 1))
-        self.mean = np.asarray(mean, np.float32).reshape(shape)
-        self.std = np.asarray(std, np.float32).reshape(shape)
+        self.low, self.high = (np.asarray([c[i] for c in clip], np.float32) for i in (0, 1))
+        self.mean, self.std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
 
     def __call__(self, data: dict) -> dict:
         d = dict(data)
         for key in self.key_iterator(d):
             image = np.asarray(d[key], dtype=np.float32)
-            n = image.ndim - 1
-            low, high, mean, std = (a.reshape((-1,) + (1,) * n) for a in (self.low, self.high, self.mean, self.std))
+            per_channel = (-1,) + (1,) * (image.ndim - 1)
+            low, high, mean, std = (a.reshape(per_channel) for a in (self.low, self.high, self.mean, self.std))
             d[key] = ((np.clip(image, low, high) - mean) / std).astype(np.float32)
         return d
 
