@@ -6,7 +6,9 @@ Format (``format == "kanseg-checkpoint-v1"``)::
       "format": "kanseg-checkpoint-v1",
       "kanseg_version": "0.1.0",
       "model": {"name": "unet-gram", "kwargs": {"spatial_dims": 2, "in_channels": 3, "out_channels": 1, ...}},
+                                       # out_channels: 1 (binary, sigmoid) or K classes (softmax)
       "preprocessing": {...},          # JSON-like dict from the dataset; all that inference needs
+                                       # (multi-class: "classes" names and on-disk "label_values")
       "state_dict": {...},             # model weights
       "epoch": int, "metrics": {...},  # optional
       ...                              # training state (optimizer, scheduler, scaler, rng) in last.pt

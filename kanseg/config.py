@@ -34,6 +34,12 @@ class DataConfig(_Section):
     include_normal: bool = False
     val_subset: Literal["val", "test"] = "val"
     num_workers: int = Field(0, ge=0)
+    # 3D (NIfTI): intensity normalisation (auto = CT clip-and-normalise, else z-score), target spacing in mm
+    # (None: the dataset's median), elastic augmentation, largest volume accepted after resampling
+    normalization: Literal["auto", "zscore", "ct"] = "auto"
+    spacing: list[float] | None = None
+    elastic: bool = False
+    max_volume_mb: float = Field(2048.0, gt=0)
 
 
 class ModelConfig(_Section):
@@ -45,6 +51,7 @@ class LossConfig(_Section):
     name: Literal["dice-bce", "dice", "bce"] = "dice-bce"
     dice_weight: float = Field(1.0, ge=0)
     bce_weight: float = Field(0.5, ge=0)
+    include_background: bool = False  # multi-class: background channel in the Dice term
 
 
 class OptimConfig(_Section):

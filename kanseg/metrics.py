@@ -1,10 +1,16 @@
-"""Binary segmentation metrics (MONAI underneath), with every aggregation named.
+"""Segmentation metrics (MONAI underneath), binary and per class, with every aggregation named.
 
 One *case row* per image (or volume) holds what all aggregations need::
 
     {"id": "12", "index": 3, "dice": 0.91, "iou": 0.83, "hd95": 4.1,
      "tp": 812, "fp": 40, "fn": 121,                # native resolution, for the global scores
-     "model_intersection": 700, "model_union": 845} # model resolution, for ukan-compat
+     "model_intersection": 700, "model_union": 845} # model resolution, for ukan-compat (binary only)
+
+Multi-class rows (``class_names`` given, more than one foreground class) score each foreground class
+as its own binary mask (class k against the rest) with the same rules and add
+``"per_class": {"anterior": {"dice", "iou", "hd95", "tp", "fp", "fn"}, ...}``; their top-level
+``dice`` / ``iou`` / ``hd95`` are the means over the foreground classes (so ``monitor: dice`` means
+mean foreground Dice) and ``tp`` / ``fp`` / ``fn`` the sums over them.
 
 :func:`case_metrics` builds the native-resolution part from a predicted and a true mask,
 :func:`summarize` turns rows into the report. Aggregations (each labelled in the report):
@@ -17,7 +23,10 @@ One *case row* per image (or volume) holds what all aggregations need::
 - ``ukan_compat``: the U-KAN papers' number, for comparing with published tables only: IoU pooled
   over each batch of ``batch_size`` cases in dataset order, ``(I + 1e-5) / (U + 1e-5)``, per-batch
   Dice = 2·IoU / (1 + IoU), both averaged over batches weighted by batch length (U-KAN's
-  ``AverageMeter``), at model input resolution.
+  ``AverageMeter``), at model input resolution. Binary tasks only.
+- ``per_class`` (multi-class): each block above per foreground class; the top-level ``per_image``
+  is the mean over cases of the per-case foreground means, the top-level ``global`` the mean over
+  foreground classes of the per-class pooled scores.
 """
 
 from __future__ import annotations
@@ -37,6 +46,8 @@ AGGREGATIONS = {
     "global": "dataset-level TP/FP/FN pooled over all cases at native resolution",
     "ukan_compat": "U-KAN style: IoU pooled per batch of {batch} in dataset order at model resolution, "
     "batch-size weighted mean over batches; Dice = 2I/(1+I); for comparison with published tables only",
+    "per_class": "each foreground class scored as a binary mask (class vs rest) with the rules above; "
+    "the per-image and global rows are means over the foreground classes",
 }
 HD95_EMPTY_RULE = "0 when prediction and ground truth are both empty; image diagonal when only one is empty"
 
@@ -67,26 +78,11 @@ def hd95(pred: torch.Tensor, gt: torch.Tensor, spacing: Sequence[float] | None =
     return float(value.item())
 
 
-def case_metrics(
-    pred: np.ndarray | torch.Tensor,
-    gt: np.ndarray | torch.Tensor,
-    *,
-    spacing: Sequence[float] | None = None,
+def binary_metrics(
+    pred: np.ndarray | torch.Tensor, gt: np.ndarray | torch.Tensor, *, spacing: Sequence[float] | None = None,
     with_hd95: bool = True,
 ) -> dict[str, float | int]:
-    """Native-resolution metrics of one case.
-
-    Args:
-        pred: predicted mask (*spatial), anything > 0 is foreground.
-        gt: ground-truth mask (*spatial), same shape.
-        spacing: physical size of a pixel / voxel per axis (HD95 unit); None = pixels.
-        with_hd95: HD95 is the slow part; skip it (value NaN) during training-time validation.
-
-    Returns:
-        ``{"dice", "iou", "hd95", "tp", "fp", "fn"}``.
-    """
-    if tuple(np.shape(pred)) != tuple(np.shape(gt)):
-        raise ValueError(f"prediction shape {tuple(np.shape(pred))} != ground truth shape {tuple(np.shape(gt))}")
+    """``{"dice", "iou", "hd95", "tp", "fp", "fn"}`` of two same-shape masks (anything > 0 is foreground)."""
     p, g = _as_case_tensor(pred), _as_case_tensor(gt)
     tp, fp, _, fn = (int(v) for v in get_confusion_matrix(p, g, include_background=True)[0, 0])
     return {
@@ -97,6 +93,47 @@ def case_metrics(
         "fp": fp,
         "fn": fn,
     }
+
+
+def is_multiclass(class_names: Sequence[str] | None) -> bool:
+    """True for more than one foreground class (names in label order, background first)."""
+    return class_names is not None and len(class_names) > 2
+
+
+def case_metrics(
+    pred: np.ndarray | torch.Tensor,
+    gt: np.ndarray | torch.Tensor,
+    *,
+    spacing: Sequence[float] | None = None,
+    with_hd95: bool = True,
+    class_names: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """Native-resolution metrics of one case.
+
+    Args:
+        pred: predicted mask (*spatial): anything > 0 is foreground (binary), or class indices.
+        gt: ground-truth mask (*spatial), same shape and kind.
+        spacing: physical size of a pixel / voxel per axis (HD95 unit); None = pixels.
+        with_hd95: HD95 is the slow part; skip it (value NaN) during training-time validation.
+        class_names: the K class names in label order, background first. With more than one
+            foreground class, ``pred`` and ``gt`` hold class indices 0..K-1 and every foreground
+            class is scored on its own; None (or K = 2) = binary.
+
+    Returns:
+        ``{"dice", "iou", "hd95", "tp", "fp", "fn"}``, plus ``"per_class": {name: {same keys}}``
+        for several foreground classes (top-level values: means / sums over foreground classes).
+    """
+    if tuple(np.shape(pred)) != tuple(np.shape(gt)):
+        raise ValueError(f"prediction shape {tuple(np.shape(pred))} != ground truth shape {tuple(np.shape(gt))}")
+    if not is_multiclass(class_names):
+        return binary_metrics(pred, gt, spacing=spacing, with_hd95=with_hd95)
+    p, g = (torch.as_tensor(np.asarray(m) if not isinstance(m, torch.Tensor) else m) for m in (pred, gt))
+    per_class = {name: binary_metrics(p == k, g == k, spacing=spacing, with_hd95=with_hd95)
+                 for k, name in enumerate(class_names) if k > 0}
+    row: dict[str, Any] = {m: float(np.mean([c[m] for c in per_class.values()])) for m in ("dice", "iou", "hd95")}
+    row.update({m: sum(c[m] for c in per_class.values()) for m in ("tp", "fp", "fn")})
+    row["per_class"] = per_class
+    return row
 
 
 def model_overlap(pred: torch.Tensor, gt: torch.Tensor) -> tuple[list[int], list[int]]:
@@ -129,28 +166,37 @@ def ukan_compat(rows: Sequence[dict[str, Any]], batch_size: int = 8) -> dict[str
     return {"iou": iou_sum / total, "dice": dice_sum / total}
 
 
+def _pooled(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """Dice / IoU from the TP / FP / FN summed over ``rows`` (1 when all are zero)."""
+    tp, fp, fn = (sum(r[k] for r in rows) for k in ("tp", "fp", "fn"))
+    denom = tp + fp + fn
+    return {"dice": 2 * tp / (2 * tp + fp + fn) if denom else 1.0, "iou": tp / denom if denom else 1.0}
+
+
+def _scores(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    return {"per_image": {k: _mean_std([r[k] for r in rows]) for k in ("dice", "iou", "hd95")},
+            "global": _pooled(rows)}
+
+
 def summarize(rows: Sequence[dict[str, Any]], *, ukan_batch_size: int = 8) -> dict[str, Any]:
     """Aggregate case rows into the report dict (each block names its aggregation).
 
     Returns:
         ``{"n_cases", "per_image": {"dice": {"mean","std"}, "iou": ..., "hd95": ...},
         "global": {"dice", "iou"}, "ukan_compat": {"dice", "iou"} (if model overlaps are present),
-        "aggregations": {...}, "hd95_empty_rule": str}``.
+        "aggregations": {...}, "hd95_empty_rule": str}``; multi-class rows add
+        ``"classes": [foreground names]`` and ``"per_class": {name: {"per_image": ..., "global": ...}}``
+        (the top-level blocks are then means over the foreground classes).
     """
     rows = list(rows)
-    tp = sum(r["tp"] for r in rows)
-    fp = sum(r["fp"] for r in rows)
-    fn = sum(r["fn"] for r in rows)
-    denom = tp + fp + fn
-    report: dict[str, Any] = {
-        "n_cases": len(rows),
-        "per_image": {k: _mean_std([r[k] for r in rows]) for k in ("dice", "iou", "hd95")},
-        "global": {
-            "dice": 2 * tp / (2 * tp + fp + fn) if denom else 1.0,
-            "iou": tp / denom if denom else 1.0,
-        },
-    }
-    aggregations = {k: v for k, v in AGGREGATIONS.items() if k != "ukan_compat"}
+    report: dict[str, Any] = {"n_cases": len(rows), **_scores(rows)}
+    aggregations = {k: v for k, v in AGGREGATIONS.items() if k not in ("ukan_compat", "per_class")}
+    classes = list(rows[0]["per_class"]) if rows and "per_class" in rows[0] else []
+    if classes:
+        per_class = {name: _scores([r["per_class"][name] for r in rows]) for name in classes}
+        report["global"] = {k: float(np.mean([c["global"][k] for c in per_class.values()])) for k in ("dice", "iou")}
+        report["classes"], report["per_class"] = classes, per_class
+        aggregations["per_class"] = AGGREGATIONS["per_class"]
     if rows and all("model_intersection" in r for r in rows):
         report["ukan_compat"] = ukan_compat(rows, ukan_batch_size)
         aggregations["ukan_compat"] = AGGREGATIONS["ukan_compat"].format(batch=ukan_batch_size)
@@ -192,7 +238,18 @@ def format_report(report: dict[str, Any], title: str = "") -> str:
     if "ukan_compat" in report:
         uk = report["ukan_compat"]
         lines.append(f"{'ukan-compat':<13} {uk['dice']:>15.4f} {uk['iou']:>15.4f}   (published-table protocol only)")
-    names = {"per_image": "per-image", "global": "global", "ukan_compat": "ukan-compat"}
+    if "per_class" in report:
+        lines.append(f"{'class':<13} {'per-image Dice':>15} {'per-image IoU':>15} {'HD95':>15} "
+                     f"{'global Dice':>12} {'global IoU':>12}")
+        for name, block in report["per_class"].items():
+            s = block["per_image"]
+            lines.append(
+                f"{name[:13]:<13} {s['dice']['mean']:>8.4f}±{s['dice']['std']:<6.4f} "
+                f"{s['iou']['mean']:>8.4f}±{s['iou']['std']:<6.4f} "
+                f"{s['hd95']['mean']:>8.2f}±{s['hd95']['std']:<6.2f} "
+                f"{block['global']['dice']:>12.4f} {block['global']['iou']:>12.4f}"
+            )
+    names = {"per_image": "per-image", "global": "global", "ukan_compat": "ukan-compat", "per_class": "per-class"}
     lines += [f"  {names[key]}: {text}" for key, text in report["aggregations"].items()]
     lines.append(f"  HD95 in pixels (mm when the data has a spacing): {report['hd95_empty_rule']}")
     return "\n".join(lines)

@@ -44,15 +44,19 @@ def predict_cmd(
     sw_batch_size: int = typer.Option(4, "--sw-batch-size", help="Windows per forward pass."),
     blend: str = typer.Option("gaussian", "--blend", help="Window blending: gaussian | constant."),
     tta: bool = typer.Option(False, "--tta", help="Average over all flips of the spatial axes."),
-    threshold: float = typer.Option(0.5, "--threshold", help="Foreground probability threshold."),
-    save_probabilities: bool = typer.Option(False, "--save-probabilities", help="Also write probability maps."),
-    overlay: bool = typer.Option(False, "--overlay", help="Also write overlay PNGs (3D: mid-slices)."),
+    threshold: float = typer.Option(0.5, "--threshold", help="Foreground probability threshold (binary models; "
+                                    "multi-class models take the most probable class)."),
+    save_probabilities: bool = typer.Option(False, "--save-probabilities", help="Also write probability maps "
+                                            "(multi-class: one per class)."),
+    overlay: bool = typer.Option(False, "--overlay", help="Also write overlay PNGs, one colour per class "
+                                 "(3D: mid-slices)."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
 ) -> None:
     """Predict masks for new scans (PNG/JPEG/TIFF/BMP images, NIfTI volumes).
 
-    Writes NAME_mask.png (2D, 0/255) or NAME_mask.nii.gz (3D, with the input's affine and header),
-    plus NAME_prob.* and NAME_overlay.png on request. A bad file gets one error line and the others
+    Writes NAME_mask.png (2D, 0/255; multi-class: the dataset's label values) or NAME_mask.nii.gz
+    (3D, uint8 with the input's affine and header), plus NAME_prob.* (multi-class: NAME_prob_CLASS.png
+    per class in 2D, one 4D NIfTI in 3D) and NAME_overlay.png on request. A bad file gets one error line and the others
     go on; the exit code is 2 when any input failed.
     """
     from kanseg.inference import PredictionOutcome, predict

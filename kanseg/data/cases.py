@@ -47,6 +47,9 @@ class DatasetSource:
     intensity: dict[str, Any] = field(default_factory=dict)
     image_size: tuple[int, ...] | None = None
     mask_threshold: float = 0
+    classes: tuple[str, ...] = ()  # multi-class only: names in label order, background first
+    label_values: tuple[int, ...] = ()  # multi-class only: the stored value of each class
+    modalities: tuple[str, ...] = ()  # per channel, from dataset.json ("MRI", "CT", ...)
 
     def split_names(self) -> list[str]:
         return sorted(self.splits) + list(getattr(self.splits, "patterns", ())) + [ALL_SPLIT]

@@ -3,9 +3,13 @@
 Decathlon: ``"training": [{"image": "./imagesTr/x.nii.gz", "label": "./labelsTr/x.nii.gz"}, ...]``
 (an image may be a list of per-channel files). nnU-Net v2: ``"file_ending"`` with
 ``imagesTr/<case>_0000<ending>`` (one file per channel) and ``labelsTr/<case><ending>``.
-NIfTI files make a 3D dataset, any other supported ending a 2D one; labels are binarised
-(``> 0``). Splits: ``"kanseg_splits"`` in the json when present (explicit id lists), otherwise
-``random-<seed>`` = 80/20 with the legacy algorithm of :mod:`kanseg.data.splits` (test = val).
+NIfTI files make a 3D dataset, any other supported ending a 2D one. Labels: a ``"labels"`` map
+with more than two entries (Decathlon ``{"0": "background", "1": "anterior"}`` or nnU-Net v2
+``{"background": 0, "anterior": 1}``) makes a multi-class dataset (classes in label-value order);
+otherwise labels are binarised (``> 0``). Splits: ``"kanseg_splits"`` in the json when present
+(explicit id lists), otherwise ``random-<seed>`` = 80/20 with the legacy algorithm of
+:mod:`kanseg.data.splits` (test = val). A shipped manifest also provides splits: ``<manifest>`` (its default split) or
+``<manifest>:<split>``, e.g. ``--split hippocampus`` with ``data_manifests/hippocampus.json``.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from kanseg.data.cases import Case, DatasetSource
-from kanseg.data.io import is_image_2d, is_nifti, read_image
+from kanseg.data.io import is_image_2d, is_nifti, read_image, read_label_values
+from kanseg.data.manifests import load_manifest, manifest_dir, manifest_splits
 from kanseg.data.splits import legacy_split
 from kanseg.data.transforms import rgb_intensity
 from kanseg.errors import KansegError
@@ -72,13 +77,71 @@ def _first_readable_images(cases: list[Case]) -> list[np.ndarray]:
     raise first_error
 
 
+def read_label_map(meta: dict, json_path: Path) -> tuple[tuple[str, ...], tuple[int, ...]] | None:
+    """``(class names, label values)`` sorted by value from Decathlon or nnU-Net v2 ``labels``; None if absent."""
+    labels = meta.get("labels")
+    if labels is None:
+        return None
+    if not isinstance(labels, dict) or not labels:
+        raise KansegError(f"{json_path}: 'labels' must be a non-empty mapping")
+    pairs = []
+    for key, value in labels.items():
+        if isinstance(value, (list, tuple)):
+            raise KansegError(f"{json_path}: label {key!r} is a region (list of values); region-based labels "
+                              "are not supported")
+        try:  # Decathlon: value string -> name; nnU-Net v2: name -> value
+            pairs.append((int(key), str(value)) if str(key).lstrip("-").isdigit() else (int(value), str(key)))
+        except (TypeError, ValueError):
+            raise KansegError(f"{json_path}: label {key!r}: {value!r} is neither 'value': 'name' nor 'name': value")
+    values = [v for v, _ in pairs]
+    if len(set(values)) != len(values) or min(values) != 0:
+        raise KansegError(f"{json_path}: label values {sorted(values)} must be distinct and start with 0 (background)")
+    pairs.sort()
+    return tuple(name for _, name in pairs), tuple(value for value, _ in pairs)
+
+
+def _check_undeclared_labels(cases: list[Case], json_path: Path) -> None:
+    """Without ``labels`` a dataset is binary; a first label file with more than two values says otherwise."""
+    for case in cases:
+        try:
+            values = np.unique(read_label_values(case.label))
+        except (KansegError, IndexError):
+            continue
+        if len(values) > 2:
+            raise KansegError(f"{json_path} has no 'labels' map, but {case.label[0]} holds the values "
+                              f"{[int(v) for v in values]}: declare them, e.g. \"labels\": "
+                              '{"0": "background", "1": "...", "2": "..."}')
+        return
+
+
+def _channel_names(meta: dict) -> tuple[str, ...]:
+    names = meta.get("modality", meta.get("channel_names", {}))
+    if not isinstance(names, dict):
+        return ()
+    return tuple(str(names[k]) for k in sorted(names, key=lambda k: int(k) if str(k).isdigit() else 0))
+
+
 def _random_splits(ids: list[str], seed: int) -> dict:
     train, val = legacy_split(sorted(ids), seed)
     return {"train": train, "val": val, "test": val, "note": "80/20 random split; test = val"}
 
 
+def _manifest_split(split: str) -> dict | None:
+    """``<manifest>`` / ``<manifest>:<split>`` -> that split of ``data_manifests/<manifest>.json``, else None."""
+    name, _, sub = split.partition(":")
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", name) or not (manifest_dir() / f"{name}.json").is_file():
+        return None
+    manifest = load_manifest(name)
+    splits = manifest_splits(manifest)
+    sub = sub or manifest.get("default_split", "")
+    if sub not in splits:
+        raise KansegError(f"manifest {name} has no split {sub!r}; valid: {', '.join(sorted(splits))}")
+    return splits[sub]
+
+
 class GenericSplits(dict):
-    """Split table that also answers ``random-<seed>`` for any seed (computed on demand)."""
+    """Split table that also answers ``random-<seed>`` for any seed and ``<manifest>[:<split>]``
+    for the manifests in ``data_manifests/`` (both resolved on demand)."""
 
     patterns = ("random-<seed>",)
 
@@ -87,13 +150,17 @@ class GenericSplits(dict):
         self._ids = ids
 
     def __contains__(self, split: object) -> bool:
-        return super().__contains__(split) or bool(RANDOM_SPLIT.match(str(split)))
+        return (super().__contains__(split) or bool(RANDOM_SPLIT.match(str(split)))
+                or _manifest_split(str(split)) is not None)
 
     def __missing__(self, split: str) -> dict:
         match = RANDOM_SPLIT.match(split)
-        if not match:
+        if match:
+            return _random_splits(self._ids, int(match[1]))
+        entry = _manifest_split(split)
+        if entry is None:
             raise KeyError(split)
-        return _random_splits(self._ids, int(match[1]))
+        return entry
 
 
 def open_dataset_json(path: str | os.PathLike) -> DatasetSource:
@@ -119,10 +186,14 @@ def open_dataset_json(path: str | os.PathLike) -> DatasetSource:
     first_images = _first_readable_images(cases)
     in_channels = sum(image.shape[-1] for image in first_images)
     ids = [c.id for c in cases]
+    modalities = _channel_names(meta)
+    label_map = read_label_map(meta, json_path)
+    if label_map is None:
+        _check_undeclared_labels(cases, json_path)
+    classes, label_values = label_map if label_map and len(label_map[0]) > 2 else ((), ())
     if spatial_dims == 3:
-        modality = " ".join(str(v) for v in meta.get("modality", meta.get("channel_names", {})).values())
-        ct = modality.upper() == "CT"
-        intensity = {"kind": "range", "a_min": -1000.0, "a_max": 1000.0} if ct else {"kind": "zscore"}
+        in_channels = len(modalities) or in_channels  # each case is checked against the declaration
+        intensity = {"kind": "zscore"}  # CT: clip-and-normalise from the fingerprint, see build.preprocessing_of
     else:
         dtype = first_images[0].dtype
         intensity = rgb_intensity(in_channels, a_max=np.iinfo(dtype).max if dtype.kind in "ui" else 1.0)
@@ -137,4 +208,7 @@ def open_dataset_json(path: str | os.PathLike) -> DatasetSource:
         intensity=intensity,
         image_size=(256, 256) if spatial_dims == 2 else None,
         mask_threshold=0,
+        classes=classes,
+        label_values=label_values,
+        modalities=modalities,
     )

@@ -153,3 +153,30 @@ def write_image_atomic(path: str | os.PathLike, array: np.ndarray, params: Seque
     encoded.tofile(tmp)
     os.replace(tmp, path)
     return path
+
+
+def nifti_geometry(path: str | os.PathLike) -> tuple[tuple[int, ...], np.ndarray, tuple[float, ...]]:
+    """``(shape, affine, zooms)`` from the header only: full shape (4D keeps its channel axis), the
+    float64 4x4 affine and the three spatial voxel sizes."""
+    image = _load_nifti(Path(path))
+    zooms = tuple(float(z) for z in image.header.get_zooms()[:3])
+    return tuple(int(s) for s in image.shape), np.asarray(image.affine, dtype=np.float64), zooms
+
+
+def read_label_values(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> np.ndarray:
+    """Label values as stored (not binarised): int64 ``(*spatial)`` from a NIfTI label volume or a 2D
+    label image (first channel; several 2D files are merged by their maximum)."""
+    paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    if is_nifti(paths[0]):
+        data, _ = read_nifti(paths[0])
+        data = data[..., 0] if data.ndim == 4 else data
+        values = np.rint(data)
+        if not np.array_equal(values, data):
+            raise KansegError(f"label volume {paths[0]} holds non-integer values (e.g. {data[values != data][0]:g})")
+        return values.astype(np.int64)
+    merged = None
+    for path in paths:
+        array = _decode_2d(Path(path))
+        array = (array if array.ndim == 2 else array[..., 0]).astype(np.int64)
+        merged = array if merged is None else np.maximum(merged, array)
+    return merged

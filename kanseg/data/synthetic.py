@@ -21,7 +21,8 @@ import numpy as np
 from kanseg.data.io import write_image_atomic
 from kanseg.errors import KansegError
 
-LAYOUTS = ("busi", "glas", "cvc", "ukan", "decathlon2d", "nifti3d")
+LAYOUTS = ("busi", "glas", "cvc", "ukan", "decathlon2d", "nifti3d", "multiclass2d", "multiclass3d")
+CLASS_NAMES = ("background", "anterior", "posterior", "third", "fourth")
 BILEVEL = [cv2.IMWRITE_PNG_BILEVEL, 1]
 
 
@@ -170,20 +171,98 @@ def _nifti3d(root: Path, n_cases: int, rng: np.random.Generator, shape: tuple[in
     })
 
 
+def multiclass_case(rng: np.random.Generator, shape: tuple[int, ...], n_classes: int = 3
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Image float32 ``(*shape)`` and class-index map uint8: one ellipse / ellipsoid per foreground class,
+    each class a different brightness (class k adds ``0.3 * k``), later classes drawn over earlier ones."""
+    grids = np.meshgrid(*[np.arange(s, dtype=np.float32) for s in shape], indexing="ij")
+    classes = np.zeros(shape, dtype=np.uint8)
+    for k in range(1, n_classes):
+        centre = [rng.uniform(0.3 * s, 0.7 * s) for s in shape]
+        radii = [rng.uniform(0.15 * s, 0.25 * s) for s in shape]
+        classes[sum(((g - c) / r) ** 2 for g, c, r in zip(grids, centre, radii)) <= 1.0] = k
+    background = rng.normal(0.2, 0.05, size=[max(2, s // 8) for s in shape]).astype(np.float32)
+    image = _upsample(background, shape) + rng.normal(0, 0.03, size=shape).astype(np.float32)
+    return image + 0.3 * classes.astype(np.float32), classes
+
+
+def _label_map(label_values, style: str) -> dict:
+    names = CLASS_NAMES[: len(label_values)]
+    if style == "nnunet":
+        return {name: int(v) for name, v in zip(names, label_values)}
+    return {str(int(v)): name for name, v in zip(names, label_values)}
+
+
+def _multiclass2d(root: Path, n_cases: int, rng: np.random.Generator, size: int = 48,
+                  label_values: tuple[int, ...] = (0, 1, 2), style: str = "nnunet") -> None:
+    """2D multi-class dataset (grey PNG images, label PNGs holding ``label_values``), sizes vary +-8."""
+    ids = [f"case_{k:03d}" for k in range(n_cases)]
+    lookup = np.asarray(label_values, dtype=np.uint8)
+    for case in ids:
+        image, classes = multiclass_case(rng, _size(rng, size, 8), len(label_values))
+        grey = (np.clip(image, 0, 1) * 255).round().astype(np.uint8)
+        write_image_atomic(root / "imagesTr" / f"{case}_0000.png", grey)
+        write_image_atomic(root / "labelsTr" / f"{case}.png", lookup[classes])
+    _write_json(root / "dataset.json", {
+        "name": "synthetic-multiclass-2d", "channel_names": {"0": "grey"}, "labels": _label_map(label_values, style),
+        "numTraining": n_cases, "file_ending": ".png", "kanseg_splits": _splits(ids)})
+
+
+def synthetic_affine(rng: np.random.Generator, spacing: tuple[float, ...], index: int) -> np.ndarray:
+    """A non-identity voxel-to-world affine: axis permutation and flips cycling with ``index``, the
+    spacing jittered by up to 20%, a random origin."""
+    permutation = [(0, 1, 2), (1, 0, 2), (0, 2, 1), (2, 1, 0)][index % 4]
+    signs = [(1, 1, 1), (-1, -1, 1), (1, -1, -1), (-1, 1, 1)][(index // 2) % 4]
+    affine = np.zeros((4, 4))
+    for axis in range(3):
+        affine[permutation[axis], axis] = signs[axis] * spacing[axis] * rng.uniform(0.8, 1.2)
+    affine[:3, 3] = rng.uniform(-50, 50, size=3)
+    affine[3, 3] = 1.0
+    return affine
+
+
+def _multiclass3d(root: Path, n_cases: int, rng: np.random.Generator, shape: tuple[int, int, int] = (20, 22, 14),
+                  spacing: tuple[float, float, float] = (1.0, 1.0, 1.5), label_values: tuple[int, ...] = (0, 1, 2),
+                  style: str = "decathlon", modality: str = "MRI", vary: int = 4) -> None:
+    """Decathlon-style multi-class NIfTI dataset: sizes vary by +-``vary``, non-identity affines
+    (:func:`synthetic_affine`), labels stored as ``label_values`` (uint8), MRI- or CT-like intensities."""
+    import nibabel as nib
+
+    ids = [f"mc_{k:03d}" for k in range(n_cases)]
+    lookup = np.asarray(label_values, dtype=np.uint8)
+    scale, offset = (1000.0, -500.0) if modality == "CT" else (800.0, 0.0)
+    for index, case in enumerate(ids):
+        case_shape = tuple(int(s + rng.integers(-vary, vary + 1)) for s in shape)
+        image, classes = multiclass_case(rng, case_shape, len(label_values))
+        affine = synthetic_affine(rng, spacing, index)
+        for folder, array in (("imagesTr", (image * scale + offset).astype(np.float32)), ("labelsTr", lookup[classes])):
+            path = root / folder / f"{case}.nii.gz"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            nib.save(nib.Nifti1Image(array, affine), str(path))
+    _write_json(root / "dataset.json", {
+        "name": "synthetic-multiclass-3d", "modality": {"0": modality}, "labels": _label_map(label_values, style),
+        "numTraining": n_cases, "kanseg_splits": _splits(ids),
+        "training": [{"image": f"./imagesTr/{c}.nii.gz", "label": f"./labelsTr/{c}.nii.gz"} for c in ids],
+    })
+
+
 def _write_json(path: Path, payload: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=1))
 
 
 _WRITERS: dict[str, Callable] = {"busi": _busi, "glas": _glas, "cvc": _cvc, "ukan": _ukan,
-                                 "decathlon2d": _decathlon2d, "nifti3d": _nifti3d}
+                                 "decathlon2d": _decathlon2d, "nifti3d": _nifti3d,
+                                 "multiclass2d": _multiclass2d, "multiclass3d": _multiclass3d}
 
 
 def generate_synthetic(layout: str, root: str | os.PathLike, n_cases: int = 12, seed: int = 0, **kw) -> Path:
     """Write ``n_cases`` synthetic cases in ``layout`` under ``root`` (absent or empty) and return ``root``.
 
     Layouts: busi, glas, cvc (``fmt="tif"|"png"``), ukan (``mask_suffix``, ``ids``), decathlon2d
-    (``style="decathlon"|"nnunet"``), nifti3d (``shape``, ``spacing``); 2D layouts take ``size``.
+    (``style="decathlon"|"nnunet"``), nifti3d (``shape``, ``spacing``), multiclass2d (``size``,
+    ``label_values``, ``style``), multiclass3d (``shape``, ``spacing``, ``label_values``, ``style``,
+    ``modality``, ``vary``); 2D layouts take ``size``.
     Deterministic in ``seed``. Written in a temporary sibling folder and renamed into place, so an
     interrupted run never leaves a half-written dataset.
     """

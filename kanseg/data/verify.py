@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kanseg.data.adapters import ADAPTERS
-from kanseg.data.build import open_source, prepared_dir, preprocessing_of
+from kanseg.data.build import is_dataset_json_manifest, open_source, prepared_dir, preprocessing_of
 from kanseg.data.cases import Case
 from kanseg.data.dataset import SegmentationDataset
 from kanseg.data.io import is_nifti, nifti_shape, read_image, read_mask
@@ -102,7 +102,7 @@ def verify(name_or_path: str, data_root: str | os.PathLike | None = None, *, che
     source = open_source(name, data_root, include_normal=True)
     cases = list(source.cases.values())
     adapter = ADAPTERS.get(name)
-    manifest = load_manifest(name) if adapter else None
+    manifest = load_manifest(name) if adapter or is_dataset_json_manifest(name) else None
     report = VerifyReport(manifest["title"] if manifest else source.name, source.root,
                           manifest["counts"]["cases"] if manifest else None, len(cases), checksums)
     entries = {c["id"]: c for c in manifest["cases"]} if manifest else {}
@@ -113,7 +113,7 @@ def verify(name_or_path: str, data_root: str | os.PathLike | None = None, *, che
         if entry_id not in source.cases:
             first = next(iter(entry["files"]))
             report.problems.append(("missing", f"case {entry_id!r} ({first})"))
-            report.optional_missing += entry.get("group") in adapter.optional_groups
+            report.optional_missing += bool(adapter) and entry.get("group") in adapter.optional_groups
     if report.optional_missing:
         report.notes.append(f"{report.optional_missing} missing cases are of an optional group "
                             f"({', '.join(adapter.optional_groups)}), needed only with --include-normal")
@@ -125,6 +125,7 @@ def verify(name_or_path: str, data_root: str | os.PathLike | None = None, *, che
         if manifest and entry is None:
             return [("extra", f"case {case.id!r} ({case.image[0]}) is not in the {name} release")]
         shape = (entry["height"], entry["width"]) if entry and entry.get("height") else None
+        shape = tuple(entry["shape"]) if entry and entry.get("shape") else shape  # 3D manifests
         problems = check_case(case, shape if official else None, source.mask_threshold)
         if official and entry:
             found = {p.relative_to(source.root).as_posix(): p.is_file() for p in (*case.image, *case.label)}

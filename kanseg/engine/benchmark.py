@@ -33,6 +33,7 @@ SCORES = {  # column -> (report block, metric); per-image ones are means over ca
     "global_iou": ("global", "iou"),
     "ukan_iou": ("ukan_compat", "iou"),
 }
+CLASS_SCORES = {k: SCORES[k] for k in ("dice", "iou", "hd95", "global_dice")}  # per foreground class
 
 
 @torch.no_grad()
@@ -80,6 +81,14 @@ def _score(report: dict[str, Any], block: str, metric: str) -> float:
     return float("nan") if value is None else float(value)
 
 
+def _over_seeds(values: list[float]) -> dict[str, Any]:
+    """``{"mean", "std", "values"}`` over seeds, NaN-tolerant."""
+    arr = np.asarray(values, dtype=np.float64)
+    finite = np.isfinite(arr).any()
+    return {"mean": float(np.nanmean(arr)) if finite else float("nan"),
+            "std": float(np.nanstd(arr)) if finite else float("nan"), "values": values}
+
+
 def run_benchmark(base: TrainConfig, models: list[str], seeds: list[int], out: str | Path, *,
                   subset: str = "test", log: RunLog | None = None) -> dict[str, Any]:
     """Every (model, seed) run of ``base``, then per model: params, FLOPs, images/s and the mean ± std
@@ -92,12 +101,16 @@ def run_benchmark(base: TrainConfig, models: list[str], seeds: list[int], out: s
     rows = []
     for name in models:
         scores: dict[str, list[float]] = {k: [] for k in SCORES}
+        class_scores: dict[str, dict[str, list[float]]] = {}  # multi-class: class -> metric -> per seed
         for seed in seeds:
             cfg = base.model_copy(deep=True)
             cfg.model.name, cfg.seed, cfg.out = name, seed, str(out / name / f"seed{seed}")
             report = ensure_run(cfg, subset, log)[subset]["report"]
             for key, (block, metric) in SCORES.items():
                 scores[key].append(_score(report, block, metric))
+            for cls, class_report in report.get("per_class", {}).items():
+                for key, (block, metric) in CLASS_SCORES.items():
+                    class_scores.setdefault(cls, {}).setdefault(key, []).append(_score(class_report, block, metric))
         ckpt = load_checkpoint(out / name / f"seed{seeds[0]}" / "best.pt")
         pp = ckpt["preprocessing"]
         shape = (int(pp["in_channels"]), *(base.data.patch_size or pp["image_size"] or []))
@@ -110,16 +123,17 @@ def run_benchmark(base: TrainConfig, models: list[str], seeds: list[int], out: s
                                "images_per_s": images_per_second(model, shape, batch_size=base.batch_size,
                                                                  device=device, amp=base.amp),
                                "device": device, "seeds": list(seeds)}
-        for key, values in scores.items():
-            arr = np.asarray(values, dtype=np.float64)
-            row[key] = {"mean": float(np.nanmean(arr)) if np.isfinite(arr).any() else float("nan"),
-                        "std": float(np.nanstd(arr)) if np.isfinite(arr).any() else float("nan"),
-                        "values": values}
+        row.update({key: _over_seeds(values) for key, values in scores.items()})
+        if class_scores:
+            row["per_class"] = {cls: {key: _over_seeds(values) for key, values in by_metric.items()}
+                                for cls, by_metric in class_scores.items()}
         rows.append(row)
     result = {"dataset": base.data.dataset, "split": base.data.split, "subset": subset, "epochs": base.epochs,
               "aggregation": "mean ± std over seeds of: per-image mean Dice / IoU / HD95 at native resolution; "
                              "global (pooled TP/FP/FN) IoU; ukan-compat IoU (published-table protocol only)",
               "rows": rows}
+    if any("per_class" in r for r in rows):
+        result["aggregation"] += "; multi-class: means over the foreground classes, then one row per class"
     table = format_table(result)
     write_json(out / "benchmark.json", result)
     write_text_atomic(out / "benchmark.md", table + "\n")
@@ -142,4 +156,13 @@ def format_table(result: dict[str, Any]) -> str:
         cells += [f"{r[k]['mean']:.4f} ± {r[k]['std']:.4f}" for k in ("global_iou", "ukan_iou")]
         lines.append(f"| {r['model']} | {r['params'] / 1e6:.3f} | {r['flops'] / 1e9:.3f} | "
                      f"{r['images_per_s']:.1f} ({r['device']}) | " + " | ".join(cells) + " |")
+    if any("per_class" in r for r in rows):
+        lines += ["", "Per class (mean ± std over seeds):", "",
+                  "| model | class | Dice | IoU | HD95 | global Dice |", "|---|---|---|---|---|---|"]
+        for r in rows:
+            for cls, s in r.get("per_class", {}).items():
+                cells = [f"{s[k]['mean']:.4f} ± {s[k]['std']:.4f}" for k in ("dice", "iou")]
+                cells.append(f"{s['hd95']['mean']:.2f} ± {s['hd95']['std']:.2f}")
+                cells.append(f"{s['global_dice']['mean']:.4f} ± {s['global_dice']['std']:.4f}")
+                lines.append(f"| {r['model']} | {cls} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

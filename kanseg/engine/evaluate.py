@@ -23,7 +23,7 @@ from kanseg.engine.runlog import RunLog, read_json, write_json
 from kanseg.errors import KansegError
 from kanseg.inference.predictor import resize_probabilities
 from kanseg.inference.sliding_window import DEFAULT_OVERLAP, sliding_window_logits
-from kanseg.metrics import case_metrics, model_overlap, summarize
+from kanseg.metrics import case_metrics, is_multiclass, model_overlap, summarize
 
 AMP_DTYPES = {"off": None, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -54,7 +54,7 @@ def predict_logits(
     overlap: float = DEFAULT_OVERLAP,
     sw_batch_size: int = EVAL_SW_BATCH_SIZE,
 ) -> torch.Tensor:
-    """(B, C, *S) -> fp32 logits (B, 1, *S): one forward pass, or Gaussian-blended sliding windows
+    """(B, C, *S) -> fp32 logits (B, C_out, *S): one forward pass, or Gaussian-blended sliding windows
     of ``roi_size`` (for 3D volumes trained on patches; see
     :func:`kanseg.inference.sliding_window.sliding_window_logits`)."""
     with autocast(images.device, amp):
@@ -65,6 +65,12 @@ def predict_logits(
             logits = sliding_window_logits(images, lambda x: final_logits(model(x)), roi_size,
                                            overlap=overlap, sw_batch_size=sw_batch_size)
     return logits.float()
+
+
+def class_names(dataset: Any) -> list[str] | None:
+    """The dataset's class names in label order (background first), None for binary datasets."""
+    names = getattr(dataset, "class_names", None) or dataset.preprocessing.get("classes")
+    return list(names) if is_multiclass(names) else None
 
 
 def evaluate_cases(
@@ -86,9 +92,13 @@ def evaluate_cases(
     ``dataset`` follows the kanseg.data contract: items ``{"image", "label", "id"}`` at model
     resolution and ``native_label(i)`` at native resolution. Cases of different sizes need
     ``batch_size=1``. ``roi_size``, ``overlap``, ``sw_batch_size``: sliding windows (see :func:`predict_logits`).
+    Probabilities go back to the native grid first (``dataset.to_native`` when the dataset has it, else a linear
+    resize); then binary models: sigmoid > ``threshold``, multi-class models (one channel per class): argmax of
+    the softmax.
     """
     mine = list(range(ctx.rank, len(dataset), ctx.world_size))
     batches = [mine[i : i + batch_size] for i in range(0, len(mine), batch_size)]
+    names = class_names(dataset)
     was_training = model.training
     model.eval()
     rows: list[dict[str, Any]] = []
@@ -96,17 +106,25 @@ def evaluate_cases(
     for batch in bar:
         items = [dataset[i] for i in batch]
         images = torch.stack([torch.as_tensor(it["image"]) for it in items]).to(ctx.device)
-        labels = torch.stack([torch.as_tensor(it["label"]) for it in items]) > 0.5
         logits = predict_logits(model, images, roi_size=roi_size, amp=amp, overlap=overlap, sw_batch_size=sw_batch_size)
-        probs = torch.sigmoid(logits).cpu()
-        inter, union = model_overlap(probs > threshold, labels)
+        probs = (torch.sigmoid(logits) if names is None else torch.softmax(logits, dim=1)).cpu()
+        if names is None:
+            labels = torch.stack([torch.as_tensor(it["label"]) for it in items]) > 0.5
+            inter, union = model_overlap(probs > threshold, labels)
         for k, index in enumerate(batch):
             native = dataset.native_label(index)
-            pred = resize_probabilities(probs[k], native.shape)[0] > threshold
+            if hasattr(dataset, "to_native"):  # undoes the dataset's resize / reorientation / resampling
+                prob = dataset.to_native(index, probs[k])
+            else:
+                prob = resize_probabilities(probs[k], native.shape)
+            prob = prob[0] if prob.shape[0] == 1 else prob
+            pred = prob > threshold if names is None else prob.argmax(dim=0)
             spacing = dataset.spacing(index) if with_hd95 and hasattr(dataset, "spacing") else None
             row = {"id": str(items[k]["id"]), "index": index}
-            row.update(case_metrics(pred, torch.as_tensor(native), spacing=spacing, with_hd95=with_hd95))
-            row.update(model_intersection=inter[k], model_union=union[k])
+            row.update(case_metrics(pred, torch.as_tensor(native), spacing=spacing, with_hd95=with_hd95,
+                                    class_names=names))
+            if names is None:  # ukan-compat is a binary protocol
+                row.update(model_intersection=inter[k], model_union=union[k])
             rows.append(row)
     model.train(was_training)
     return rows

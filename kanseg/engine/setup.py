@@ -69,16 +69,26 @@ def build_datasets(cfg: TrainConfig, subsets: tuple[str, ...] = ("train", "val")
             data.dataset, data_root=data.data_root, split=data.split, subset=subset,
             image_size=data.image_size, augment=data.augment and train, seed=cfg.seed,
             include_normal=data.include_normal, patch_size=tuple(data.patch_size) if train and data.patch_size else None,
+            normalization=data.normalization, spacing=data.spacing, elastic=data.elastic,
+            max_volume_mb=data.max_volume_mb,
         )
         if len(out[subset]) == 0:
             raise KansegError(f"the {subset} subset of {data.dataset} (split {data.split or 'default'}) is empty")
     return out
 
 
+def num_classes(dataset: Any) -> int:
+    """K, the number of classes including background (2 for binary datasets)."""
+    count = getattr(dataset, "num_classes", None)
+    return int(count) if count else max(2, len(dataset.preprocessing.get("classes") or ()))
+
+
 def model_kwargs(cfg: TrainConfig, dataset: Any) -> dict[str, Any]:
-    """Constructor arguments of the run's model: the data's dims and channels, then ``model.kwargs``."""
-    return {"spatial_dims": dataset.spatial_dims, "in_channels": dataset.in_channels, "out_channels": 1,
-            **cfg.model.kwargs}
+    """Constructor arguments of the run's model: the data's dims and channels (one sigmoid output for
+    binary data, one softmax channel per class for several foreground classes), then ``model.kwargs``."""
+    classes = num_classes(dataset)
+    return {"spatial_dims": dataset.spatial_dims, "in_channels": dataset.in_channels,
+            "out_channels": 1 if classes <= 2 else classes, **cfg.model.kwargs}
 
 
 def make_model(cfg: TrainConfig, kwargs: dict[str, Any]) -> nn.Module:
@@ -96,7 +106,8 @@ def build_training(cfg: TrainConfig, model: nn.Module, device: torch.device):
     if cfg.amp == "fp16" and device.type != "cuda":
         raise KansegError("--amp fp16 needs a CUDA device; use --amp bf16 or --amp off on CPU")
     o = cfg.optim
-    loss = build_loss(cfg.loss.name, cfg.loss.dice_weight, cfg.loss.bce_weight)
+    loss = build_loss(cfg.loss.name, cfg.loss.dice_weight, cfg.loss.bce_weight,
+                      include_background=cfg.loss.include_background)
     optimizer = build_optimizer(model, o.name, o.lr, o.weight_decay, o.kan_lr, o.kan_weight_decay, o.kan_scope)
     scheduler = build_scheduler(optimizer, cfg.epochs, o.scheduler, o.min_lr)
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16")

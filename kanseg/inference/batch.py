@@ -4,15 +4,18 @@ Each input file is handled on its own: a bad file (unreadable, wrong channel cou
 a 3D volume or the reverse, absurd NIfTI header) becomes one line in the report and the batch goes
 on. Outputs, per input ``<name>`` (folder inputs keep their sub-folders under ``out_dir``):
 
-- 2D: ``<name>_mask.png`` (0/255; class indices for multi-class models), ``<name>_prob.png``
-  (foreground probability x 255), ``<name>_overlay.png``.
-- 3D: ``<name>_mask.nii[.gz]`` (uint8, the input's affine and header), ``<name>_prob.nii[.gz]``
-  (float32), ``<name>_overlay.png`` (the three orthogonal mid-slices).
+- 2D: ``<name>_mask.png`` (binary: 0/255; multi-class: the dataset's label values, e.g. 0/1/2),
+  ``<name>_prob.png`` (foreground probability x 255; multi-class: ``<name>_prob_<class>.png``, one
+  per class, background included), ``<name>_overlay.png`` (one colour per class).
+- 3D: ``<name>_mask.nii[.gz]`` (uint8 {0, 1} or label values, the input's affine and header),
+  ``<name>_prob.nii[.gz]`` (float32; multi-class: 4D ``(X, Y, Z, K)``, channel k = class k),
+  ``<name>_overlay.png`` (the three orthogonal mid-slices).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -24,12 +27,7 @@ import numpy as np
 
 from kanseg.errors import KansegError
 from kanseg.inference import overlays, readers, writers
-from kanseg.inference.predictor import (
-    Predictor,
-    foreground_probability,
-    probabilities_to_mask,
-    resize_probabilities,
-)
+from kanseg.inference.predictor import Predictor, foreground_probability, probabilities_to_mask
 
 
 @dataclass
@@ -78,6 +76,16 @@ def _check_kind(path: Path, spatial_dims: int) -> None:
         raise KansegError(f"{path}: a 2D image, but the checkpoint holds a 3D model")
 
 
+def _class_labels(predictor: Predictor, n_channels: int) -> tuple[list[str], list[int] | None]:
+    """File-safe class names and on-disk label values of a multi-class checkpoint (indices when absent)."""
+    pp = predictor.preprocessing
+    names = list(pp.get("classes") or [f"class{k}" for k in range(n_channels)])
+    if len(names) != n_channels:
+        raise KansegError(f"the checkpoint names {len(names)} classes but its model has {n_channels} outputs")
+    safe = [re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or f"class{k}" for k, name in enumerate(names)]
+    return safe, pp.get("label_values")
+
+
 def predict_scan(
     predictor: Predictor,
     path: str | os.PathLike,
@@ -87,7 +95,11 @@ def predict_scan(
     overlay: bool = False,
     progress: bool = False,
 ) -> dict[str, Path]:
-    """Predict one file and write its outputs next to ``out_stem`` (``DIR/name`` without suffix)."""
+    """Predict one file and write its outputs next to ``out_stem`` (``DIR/name`` without suffix).
+
+    Output keys: ``mask``, ``overlay``, ``probabilities`` (binary and 3D) or ``probabilities_<class>``
+    (2D multi-class, one PNG per class).
+    """
     path, out_stem = Path(path), Path(out_stem)
     _check_kind(path, predictor.spatial_dims)
     outputs: dict[str, Path] = {}
@@ -96,26 +108,33 @@ def predict_scan(
         native = readers.read_image(path)
         prob = predictor.predict_array(native)
         mask = probabilities_to_mask(prob, predictor.threshold)
-        scale = 255 if prob.shape[0] == 1 else 1
-        outputs["mask"] = writers.write_png(named("mask", ".png"), mask * np.uint8(scale))
-        if save_probabilities:
-            fg = (foreground_probability(prob).numpy() * 255).round().astype(np.uint8)
-            outputs["probabilities"] = writers.write_png(named("prob", ".png"), fg)
+        if prob.shape[0] == 1:
+            outputs["mask"] = writers.write_png(named("mask", ".png"), mask * np.uint8(255))
+            if save_probabilities:
+                fg = (foreground_probability(prob).numpy() * 255).round().astype(np.uint8)
+                outputs["probabilities"] = writers.write_png(named("prob", ".png"), fg)
+        else:
+            names, values = _class_labels(predictor, prob.shape[0])
+            outputs["mask"] = writers.write_png(named("mask", ".png"), writers.label_map(mask, values))
+            if save_probabilities:
+                for k, name in enumerate(names):
+                    channel = (prob[k].numpy() * 255).round().astype(np.uint8)
+                    outputs[f"probabilities_{name}"] = writers.write_png(named(f"prob_{name}", ".png"), channel)
         if overlay:
             outputs["overlay"] = writers.write_png(named("overlay", ".png"), overlays.overlay_mask(native, mask))
         return outputs
     volume, reference = readers.read_volume(path, predictor.in_channels)
     slices = overlays.mid_slices(volume) if overlay else None
-    spatial, image = volume.shape[:3], predictor.preprocess(volume)
-    del volume  # from here on: the model input, the stitched output and its weights (bounded memory)
-    prob = predictor.predict_tensor(image, progress=progress)
-    del image
-    prob = resize_probabilities(prob, spatial)
+    # the preprocessing (reorientation, resampling) is undone onto the scan's own voxel grid
+    prob = predictor.predict_volume(volume, reference.affine, progress=progress)
+    del volume
     suffix = readers.scan_suffix(path)
     mask = probabilities_to_mask(prob, predictor.threshold)
-    outputs["mask"] = writers.write_nifti(named("mask", suffix), mask, reference)
+    multiclass = prob.shape[0] > 1
+    labels = writers.label_map(mask, _class_labels(predictor, prob.shape[0])[1]) if multiclass else mask
+    outputs["mask"] = writers.write_nifti(named("mask", suffix), labels, reference)
     if save_probabilities:
-        fg = foreground_probability(prob).numpy()
+        fg = prob.permute(1, 2, 3, 0).contiguous().numpy() if multiclass else foreground_probability(prob).numpy()
         outputs["probabilities"] = writers.write_nifti(named("prob", suffix), fg, reference)
     if overlay:
         spacing = tuple(float(z) for z in reference.header.get_zooms()[:3])

@@ -1,12 +1,20 @@
-"""Overlay pictures for a quick look at predictions: mask filled in colour with its contour drawn."""
+"""Overlay pictures for a quick look at predictions: each class filled in its colour, contours drawn."""
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
 
-OVERLAY_COLOUR = (255, 64, 0)  # RGB
+OVERLAY_COLOUR = (255, 64, 0)  # RGB, class 1 (the binary foreground)
 OVERLAY_ALPHA = 0.35
+# One colour per class index 1, 2, ... (cycled past the end): well apart in hue, class 1 = binary colour.
+PALETTE = (OVERLAY_COLOUR, (0, 160, 255), (255, 220, 0), (0, 210, 90), (200, 0, 255), (255, 0, 140),
+           (0, 235, 235), (140, 90, 40))
+
+
+def class_colour(index: int) -> tuple[int, int, int]:
+    """RGB colour of class ``index`` (>= 1) in overlays."""
+    return PALETTE[(int(index) - 1) % len(PALETTE)]
 
 
 def to_display_uint8(image: np.ndarray) -> np.ndarray:
@@ -23,13 +31,20 @@ def to_display_uint8(image: np.ndarray) -> np.ndarray:
 
 
 def overlay_mask(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Blend ``mask`` (H, W), non-zero = foreground, onto ``image`` (H, W[, C]); returns RGB uint8 (H, W, 3)."""
+    """Blend ``mask`` (H, W) onto ``image`` (H, W[, C]); returns RGB uint8 (H, W, 3).
+
+    ``mask`` holds class indices (binary: 0/1): each non-zero class is filled with
+    :func:`class_colour` and outlined in it (all fills first, so no outline is blended over).
+    """
     picture = to_display_uint8(image)
-    foreground = mask > 0
-    colour = np.array(OVERLAY_COLOUR, dtype=np.float32)
-    picture[foreground] = ((1 - OVERLAY_ALPHA) * picture[foreground] + OVERLAY_ALPHA * colour).astype(np.uint8)
-    contours, _ = cv2.findContours(foreground.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
-    cv2.drawContours(picture, contours, -1, OVERLAY_COLOUR, thickness=1)
+    classes = [int(k) for k in np.unique(mask) if k > 0]
+    for k in classes:
+        region = mask == k
+        colour = np.array(class_colour(k), dtype=np.float32)
+        picture[region] = ((1 - OVERLAY_ALPHA) * picture[region] + OVERLAY_ALPHA * colour).astype(np.uint8)
+    for k in classes:
+        contours, _ = cv2.findContours((mask == k).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+        cv2.drawContours(picture, contours, -1, class_colour(k), thickness=1)
     return picture
 
 

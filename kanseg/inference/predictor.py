@@ -1,8 +1,12 @@
 """Prediction on new scans: :class:`Predictor` (one model, one image at a time) and :func:`predict`.
 
 Pipeline for one file: read (native array) -> the dataset's own preprocessing (from the checkpoint)
--> sliding-window probabilities (+ flip TTA) -> resize back to the native grid -> threshold ->
+-> sliding-window probabilities (+ flip TTA) -> back to the native grid -> threshold / argmax ->
 write the mask (+ probabilities, overlay). The checkpoint alone defines model and preprocessing.
+
+3D checkpoints with a geometry (``orientation`` + ``spacing``) need the scan's affine: the volume is
+reoriented and resampled exactly as in training, and the probabilities are resampled back onto the
+scan's own voxel grid (:meth:`Predictor.predict_volume`), so masks keep the input's shape and affine.
 """
 
 from __future__ import annotations
@@ -13,9 +17,9 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from kanseg.data.spatial import resize_probabilities  # noqa: F401  (part of this module's API)
 from kanseg.device import resolve_device
 from kanseg.errors import KansegError
 from kanseg.inference.sliding_window import (
@@ -27,18 +31,20 @@ DEFAULT_ROI_3D = 128
 
 
 def preprocess(native: np.ndarray, preprocessing: dict[str, Any]) -> torch.Tensor:
-    """Native ``(*spatial, C)`` array -> model input ``(C, *spatial')`` float32, exactly as in training."""
+    """Native ``(*spatial, C)`` array -> model input ``(C, *spatial')`` float32, exactly as in training
+    (3D: on the array's own grid; use :func:`preprocess_volume` to reorient and resample)."""
     from kanseg.data import preprocess_image
 
     return torch.as_tensor(preprocess_image(native, preprocessing), dtype=torch.float32)
 
 
-def resize_probabilities(prob: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
-    """(C, *spatial) probabilities -> (C, *size) by (bi/tri)linear interpolation (no-op if equal)."""
-    if tuple(prob.shape[1:]) == tuple(size):
-        return prob
-    mode = {1: "linear", 2: "bilinear", 3: "trilinear"}[prob.ndim - 1]
-    return F.interpolate(prob[None], size=tuple(size), mode=mode, align_corners=False)[0]
+def preprocess_volume(native: np.ndarray, affine: np.ndarray, preprocessing: dict[str, Any]
+                      ) -> tuple[torch.Tensor, np.ndarray]:
+    """Native ``(X, Y, Z, C)`` volume + affine -> (model input ``(C, *grid)``, the grid's affine)."""
+    from kanseg.data.transforms import preprocess_volume as _preprocess_volume
+
+    image, grid_affine = _preprocess_volume(native, affine, preprocessing)
+    return torch.as_tensor(image, dtype=torch.float32), grid_affine
 
 
 def probabilities_to_mask(prob: torch.Tensor, threshold: float = 0.5) -> np.ndarray:
@@ -76,6 +82,7 @@ class Predictor:
         tta: average over all flips of the spatial axes.
         threshold: foreground probability threshold for one-channel models.
         device: ``"auto"``, ``"cpu"``, ``"cuda"``...
+        max_volume_mb: 3D volumes whose float32 input after resampling is larger are refused (one line).
     """
 
     def __init__(
@@ -90,6 +97,7 @@ class Predictor:
         tta: bool = False,
         threshold: float = 0.5,
         device: str | torch.device = "auto",
+        max_volume_mb: float | None = 2048.0,
     ):
         self.preprocessing = dict(preprocessing)
         missing = [k for k in ("spatial_dims", "in_channels", "intensity") if self.preprocessing.get(k) is None]
@@ -110,6 +118,7 @@ class Predictor:
         self.roi_size = self._resolve_roi(roi_size)
         self.overlap, self.sw_batch_size, self.blend = overlap, sw_batch_size, blend
         self.tta, self.threshold = tta, threshold
+        self.max_volume_mb = max_volume_mb
         self.device = resolve_device(device)
         self.window_predictor = WindowPredictor(model.eval(), self.spatial_dims, tta=tta).to(self.device)
 
@@ -166,11 +175,39 @@ class Predictor:
         """Native (*spatial, C) array -> model input (C_in, *spatial') via the checkpoint's preprocessing."""
         return preprocess(native, self.preprocessing)
 
-    def predict_array(self, native: np.ndarray, progress: bool = False) -> torch.Tensor:
-        """Native (*spatial, C) array -> probabilities (C_out, *spatial) at the native resolution."""
+    def predict_volume(self, native: np.ndarray, affine: np.ndarray, progress: bool = False) -> torch.Tensor:
+        """Native ``(X, Y, Z, C)`` volume with its 4x4 affine -> probabilities ``(C_out, X, Y, Z)`` on the
+        volume's own voxel grid: reorientation and resampling of the preprocessing are undone by an
+        affine resample of the probabilities (linear), before any threshold or argmax."""
+        from kanseg.data.spatial import has_geometry, resample_to_grid
+
+        if self.spatial_dims != 3:
+            raise KansegError("predict_volume needs a 3D checkpoint")
+        spatial = tuple(native.shape[:3])
+        if not has_geometry(self.preprocessing):  # checkpoints without a geometry: the file's own grid
+            return resize_probabilities(self.predict_tensor(self.preprocess(native), progress=progress), spatial)
+        from kanseg.data.volumes import check_volume_size
+
+        zooms = np.sqrt((np.asarray(affine, dtype=np.float64)[:3, :3] ** 2).sum(axis=0))
+        check_volume_size("input volume", spatial, affine, zooms, self.in_channels, self.preprocessing["spacing"],
+                          self.max_volume_mb, option="the predictor's max_volume_mb")
+        image, grid_affine = preprocess_volume(native, affine, self.preprocessing)
+        prob = self.predict_tensor(image, progress=progress)
+        del image
+        return resample_to_grid(prob, grid_affine, np.asarray(affine, dtype=np.float64), spatial)
+
+    def predict_array(self, native: np.ndarray, progress: bool = False, affine: np.ndarray | None = None
+                      ) -> torch.Tensor:
+        """Native (*spatial, C) array -> probabilities (C_out, *spatial) at the native resolution.
+
+        For 3D volumes pass the ``affine`` (see :meth:`predict_volume`); without it the volume is taken
+        to be on the training grid already (no reorientation or resampling).
+        """
+        if affine is not None and self.spatial_dims == 3:
+            return self.predict_volume(native, affine, progress=progress)
         prob = self.predict_tensor(self.preprocess(native), progress=progress)
         return resize_probabilities(prob, native.shape[: self.spatial_dims])
 
-    def predict_mask(self, native: np.ndarray) -> np.ndarray:
+    def predict_mask(self, native: np.ndarray, affine: np.ndarray | None = None) -> np.ndarray:
         """Native (*spatial, C) array -> uint8 mask (*spatial): {0, 1}, or class indices for several classes."""
-        return probabilities_to_mask(self.predict_array(native), self.threshold)
+        return probabilities_to_mask(self.predict_array(native, affine=affine), self.threshold)

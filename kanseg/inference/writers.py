@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import cv2
@@ -32,6 +32,19 @@ def atomic_path(path: str | os.PathLike, suffix: str) -> Iterator[Path]:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def label_map(mask: np.ndarray, label_values: Sequence[int] | None = None) -> np.ndarray:
+    """Class indices (*spatial) -> uint8 label values as on disk (``label_values[k]`` for class k;
+    None = the indices themselves)."""
+    if label_values is None:
+        return mask.astype(np.uint8)
+    values = np.asarray(label_values)
+    if values.min() < 0 or values.max() > 255:
+        raise KansegError(f"label values {list(label_values)} do not fit an 8-bit label map")
+    if int(mask.max(initial=0)) >= len(values):
+        raise KansegError(f"class index {int(mask.max())} has no label value (label values {list(label_values)})")
+    return values.astype(np.uint8)[mask]
 
 
 def write_png(path: str | os.PathLike, image: np.ndarray) -> Path:
