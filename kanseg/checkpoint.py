@@ -13,19 +13,19 @@ Format (``format == "kanseg-checkpoint-v1"``)::
     }
 
 Only plain containers, numbers, strings and tensors are stored, so loading never executes code.
-Writes are atomic (temporary file in the same folder, then ``os.replace``).
+Writes are atomic (:func:`kanseg.atomic.atomic_path`: temporary file in the same folder, then ``os.replace``).
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from kanseg import __version__
+from kanseg.atomic import atomic_path
 from kanseg.errors import KansegError
 
 FORMAT = "kanseg-checkpoint-v1"
@@ -51,14 +51,8 @@ def save_checkpoint(
         "state_dict": {k: v.detach().cpu() for k, v in state_dict.items()},
         **extra,
     }
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 

@@ -17,7 +17,8 @@ import torch
 from torch import nn
 
 from kanseg.checkpoint import build_model, load_checkpoint
-from kanseg.config import TrainConfig, load_config, write_text_atomic
+from kanseg.atomic import write_text_atomic
+from kanseg.config import TrainConfig, load_config
 from kanseg.engine.evaluate import autocast, evaluate_run, final_logits
 from kanseg.engine.runlog import RunLog, read_json, write_json
 from kanseg.engine.trainer import train

@@ -1,0 +1,82 @@
+"""Atomic file writes: a temporary file in the target's folder, then ``os.replace``.
+
+Every file kanseg writes (configs, checkpoints, JSON, predictions, cached arrays, generated images)
+goes through :func:`atomic_path`, so a reader never sees a half-written file. Temporary files have
+one documented name pattern::
+
+    .<target name>.<8 random characters>.tmp[<suffix>]
+
+for example ``.last.pt.k3j9x_2a.tmp`` or ``.case_1_mask.ab12cd34.tmp.nii.gz`` (the suffix, when
+given, lets OpenCV / nibabel pick the format). A process killed between creating the temporary file
+and renaming it leaves such a file behind; :func:`remove_stale_temps` finds kanseg's own by that
+pattern (never other files) and is called when a run is resumed or a folder is written again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+# tempfile's random part: 8 characters of [a-z0-9_]
+TEMP_NAME = re.compile(r"^\.(?P<target>.+)\.[a-z0-9_]{8}\.tmp(?P<suffix>(\.[A-Za-z0-9]+)*)$")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path next to ``path`` (ending in ``.tmp<suffix>``); on success it replaces ``path``.
+
+    On any exception (or a kill) ``path`` keeps its previous content; the temporary file is removed
+    unless the process dies first.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+    return Path(path)
+
+
+def is_stale_temp(path: str | os.PathLike) -> bool:
+    """True when ``path``'s name follows kanseg's temporary-file pattern (see the module docstring)."""
+    return TEMP_NAME.match(Path(path).name) is not None
+
+
+def remove_stale_temps(folder: str | os.PathLike, recursive: bool = False) -> list[Path]:
+    """Delete kanseg's leftover temporary files in ``folder`` (and below, if ``recursive``); return them.
+
+    Only call it on a folder this process owns (a run being resumed or rewritten): a temporary file
+    of a write in progress elsewhere would be removed too.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    found = folder.rglob(".*.tmp*") if recursive else folder.glob(".*.tmp*")
+    removed = []
+    for path in sorted(found):
+        if path.is_file() and is_stale_temp(path):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+            removed.append(path)
+    return removed
