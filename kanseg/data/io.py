@@ -57,6 +57,16 @@ def read_image_2d(path: str | os.PathLike) -> np.ndarray:
     return cv2.cvtColor(array[..., :3], cv2.COLOR_BGR2RGB)
 
 
+def label_values_2d(path: str | os.PathLike, max_values: int = 1024) -> set | None:
+    """Distinct values stored in a 2D label image (every colour channel; alpha ignored), None if more
+    than ``max_values``."""
+    array = _decode_2d(Path(path))
+    if array.ndim == 3 and array.shape[2] in (2, 4):
+        array = array[..., :-1]
+    values = set(np.unique(array).tolist())
+    return values if len(values) <= max_values else None
+
+
 def _mask_foreground(array: np.ndarray, threshold: float) -> np.ndarray:
     """``(H, W[, C])`` decoded mask -> ``(H, W)`` bool, any colour channel above ``threshold``."""
     if array.ndim == 2:
