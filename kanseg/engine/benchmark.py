@@ -112,7 +112,7 @@ def run_benchmark(base: TrainConfig, models: list[str], seeds: list[int], out: s
         shape = (int(pp["in_channels"]), *(base.data.patch_size or pp["image_size"] or []))
         if len(shape) != int(pp["spatial_dims"]) + 1:
             raise KansegError("benchmark needs a fixed --image-size (or patch size) to count FLOPs")
-        model = build_model(ckpt)
+        model = build_model(ckpt, out / name / f"seed{seeds[0]}" / "best.pt")
         cost = measure_complexity(model, shape)
         device = "cuda" if base.device != "cpu" and torch.cuda.is_available() else "cpu"
         row: dict[str, Any] = {"model": name, "params": cost.params, "flops": cost.flops, "input_shape": list(shape),
