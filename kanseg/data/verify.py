@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kanseg.atomic import remove_stale_temps
 from kanseg.data.adapters import ADAPTERS
 from kanseg.data.build import open_source, prepared_dir, preprocessing_of
 from kanseg.data.cases import Case
@@ -213,6 +214,7 @@ def prepare(name_or_path: str, data_root: str | os.PathLike | None = None, *, im
         raise KansegError("kanseg data prepare caches 2D datasets only (3D volumes are read directly)")
     preprocessing = preprocessing_of(source, image_size)
     folder = prepared_dir(source, preprocessing)
+    remove_stale_temps(folder)  # arrays of an earlier prepare killed while writing them
     dataset = SegmentationDataset(list(source.cases.values()), preprocessing,
                                   mask_threshold=source.mask_threshold, cache_dir=folder)
     for index in progress(range(len(dataset)), len(dataset)):
