@@ -70,7 +70,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         if "GLOBAL" in str(err):  # a pickled class or function: loading it could run code
             raise KansegError(f"refusing checkpoint {path}: it holds Python objects other than tensors and plain "
                               "data, and kanseg never runs code from a checkpoint") from None
-        raise KansegError(f"cannot read checkpoint {path}: corrupt or not a PyTorch file") from None
+        raise KansegError(f"cannot read checkpoint {path}: corrupt, truncated or not a PyTorch file") from None
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, UnicodeDecodeError):
         raise KansegError(f"cannot read checkpoint {path}: corrupt, truncated or not a PyTorch file") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
