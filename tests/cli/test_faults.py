@@ -76,21 +76,28 @@ def test_kill_inside_a_checkpoint_write_keeps_last_pt_and_resume_cleans_up(capsy
     assert load_checkpoint(run / "last.pt")["epoch"] == 2
 
 
-@pytest.mark.parametrize("nth,where", [
-    (1, "stopped during epoch 1/2, before the first checkpoint; start it again with: kanseg train --resume {run}"),
-    (2, "stopped during epoch 2/2; {run}/last.pt holds epoch 1; continue with: kanseg train --resume {run}"),
-])
-def test_ctrl_c_during_training_says_where_and_how_to_continue(tmp_path, demo_root, nth, where):
+def test_ctrl_c_during_training_says_where_and_how_to_continue(tmp_path, demo_root):
     run = tmp_path / "run"
-    proc = signalled("SIGINT", "epoch", nth, "train", *TINY, "--data-root", demo_root, "--epochs", 2, "--out", run)
-    message = "interrupted: training interrupted (Ctrl-C): " + where.format(run=run)
+    proc = signalled("SIGINT", "epoch", 2, "train", *TINY, "--data-root", demo_root, "--epochs", 2, "--out", run)
+    message = (f"interrupted: training interrupted (Ctrl-C): stopped during epoch 2/2; {run}/last.pt holds epoch 1; "
+               f"continue with: kanseg train --resume {run}")
     assert proc.returncode == 130 and proc.stderr == message + "\n", proc.stderr
     assert (run / "log.txt").read_text().splitlines()[-1] == message
-    assert temps(run) == []
-    if nth == 2:
-        assert load_checkpoint(run / "last.pt")["epoch"] == 1
-    else:
-        assert not (run / "last.pt").exists()
+    assert temps(run) == [] and load_checkpoint(run / "last.pt")["epoch"] == 1
+
+
+def test_ctrl_c_before_the_first_checkpoint(capsys, tmp_path, demo_root, monkeypatch):
+    import kanseg.engine.trainer as trainer
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt  # what Python raises on SIGINT
+
+    monkeypatch.setattr(trainer, "_train_epoch", interrupt)
+    run = tmp_path / "run"
+    code, _, err = kanseg(capsys, "train", *TINY, "--data-root", demo_root, "--epochs", 2, "--out", run)
+    assert code == 130 and err == (f"interrupted: training interrupted (Ctrl-C): stopped during epoch 1/2, before the "
+                                   f"first checkpoint; start it again with: kanseg train --resume {run}\n")
+    assert sorted(p.name for p in run.iterdir()) == ["config.yaml", "log.txt"]
 
 
 def test_ctrl_c_during_benchmark_names_finished_runs(capsys, tmp_path, demo_root):

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 
 import nibabel as nib
 import numpy as np
@@ -111,12 +109,12 @@ def test_truncated_nifti_is_reported(synthetic, tmp_path, capsys, which):
     assert "2 corrupt" in lines[-1] and lines[-1].endswith("NOT usable")
 
 
-def test_train_reports_malformed_json_in_one_line(copy2d, tmp_path):
+def test_train_reports_malformed_json_in_one_line(copy2d, tmp_path, capsys):
     root, meta = copy2d
     del meta["training"][0]["image"]
     (root / "dataset.json").write_text(json.dumps(meta))
-    proc = subprocess.run([sys.executable, "-m", "kanseg", "train", "--dataset", str(root / "dataset.json"),
-                           "--out", str(tmp_path / "run"), "--device", "cpu"], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
-    assert proc.stderr.startswith("error: ") and 'training[0] has no "image"' in proc.stderr
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--dataset", str(root / "dataset.json"), "--out", str(tmp_path / "run"), "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1 and 'training[0] has no "image"' in err
     assert not (tmp_path / "run").exists()
