@@ -29,7 +29,7 @@ from kanseg.engine.distributed import (
     init_distributed, shutdown,
 )
 from kanseg.engine.evaluate import autocast, evaluate_dataset
-from kanseg.engine.runlog import RunLog, write_json
+from kanseg.engine.runlog import RunLog, read_json, write_json
 from kanseg.engine.seeding import epoch_seed, rng_state, seed_everything, set_rng_state
 from kanseg.errors import Interrupted, KansegError
 from kanseg.metrics import MONITORS, format_report, monitor_value
@@ -118,7 +118,9 @@ def _restore(path: Path, cfg: TrainConfig, model, optimizer, scheduler, scaler) 
     scaler.load_state_dict(state["scaler"])
     set_rng_state(state["rng"])
     done = int(state["epoch"])
-    if done >= cfg.epochs:
+    summary = path.parent / "summary.json"
+    finished = summary.is_file() and "run" in read_json(summary)  # else: stopped in the final evaluation
+    if done >= cfg.epochs and finished:
         raise KansegError(f"{path.parent} already finished {done} epochs; pass --epochs > {done} to extend it")
     return done, int(state["best_epoch"]), float(state["best_value"])
 
@@ -159,8 +161,8 @@ def _interrupted(run_dir: Path, cfg: TrainConfig, ctx: DistributedContext) -> In
         where = (f"stopped during epoch 1/{cfg.epochs}, before the first checkpoint; start it again with: "
                  f"kanseg train --resume {run_dir}")
     elif done >= cfg.epochs:
-        where = (f"stopped after all {done} epochs, during the final evaluation; best.pt and last.pt are "
-                 f"complete: kanseg evaluate --run {run_dir} --split {cfg.data.val_subset} scores best.pt")
+        where = (f"stopped after all {done} epochs, during the final evaluation; finish it with: "
+                 f"kanseg train --resume {run_dir}")
     else:
         where = (f"stopped during epoch {done + 1}/{cfg.epochs}; {run_dir / 'last.pt'} holds epoch {done}; "
                  f"continue with: kanseg train --resume {run_dir}")

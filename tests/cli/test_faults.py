@@ -148,3 +148,42 @@ def test_garbage_and_mismatched_checkpoints_are_kanseg_lines(tmp_path):
     message = str(info.value)
     assert message.startswith(f"checkpoint {wrong} does not fit model 'unet-conv': shape (")
     assert " in the checkpoint, " in message and "\n" not in message and "weights_only" not in message
+
+
+def test_ctrl_c_in_the_final_evaluation_then_resume_finishes(capsys, tmp_path, demo_root, monkeypatch):
+    import kanseg.engine.trainer as trainer
+
+    evaluate = trainer.evaluate_dataset
+
+    def interrupted_final(*args, with_hd95, **kwargs):
+        if with_hd95:  # the final evaluation of best.pt
+            raise KeyboardInterrupt
+        return evaluate(*args, with_hd95=with_hd95, **kwargs)
+
+    monkeypatch.setattr(trainer, "evaluate_dataset", interrupted_final)
+    run = tmp_path / "run"
+    code, _, err = kanseg(capsys, "train", *TINY, "--data-root", demo_root, "--epochs", 1, "--out", run)
+    assert code == 130 and err == (f"interrupted: training interrupted (Ctrl-C): stopped after all 1 epochs, during "
+                                   f"the final evaluation; finish it with: kanseg train --resume {run}\n")
+    assert not (run / "summary.json").exists()
+    monkeypatch.setattr(trainer, "evaluate_dataset", evaluate)
+    code, out, err = kanseg(capsys, "train", "--resume", run)
+    assert code == 0, err
+    assert "epoch 1/1" not in out and "per-image" in out and epochs_logged(run) == [1]
+    assert "run" in json.loads((run / "summary.json").read_text())
+
+
+def test_corrupt_image_in_the_first_epoch_then_same_command_after_the_fix(capsys, tmp_path, demo_root):
+    data = shutil.copytree(demo_root, tmp_path / "data")
+    meta = json.loads((data / "dataset.json").read_text())
+    victim = data / "imagesTr" / f"{meta['kanseg_splits']['default']['train'][-1]}.png"
+    good = victim.read_bytes()
+    victim.write_bytes(good[:60])
+    run = tmp_path / "run"
+    command = ["train", *TINY, "--data-root", data, "--epochs", 1, "--out", run]
+    code, _, err = kanseg(capsys, *command)
+    assert code == 2 and err == f"error: cannot read image {victim}: corrupt, truncated or not an image\n"
+    assert sorted(p.name for p in run.iterdir()) == ["config.yaml", "log.txt"]
+    victim.write_bytes(good)
+    code, out, err = kanseg(capsys, *command)
+    assert code == 0 and "starting again" in out and (run / "summary.json").is_file(), err
