@@ -23,8 +23,8 @@ def _type(value: Any) -> str:
 
 def _inside(root: Path, relative: str) -> bool:
     """Lexically inside ``root`` (symbolic links in the folder may point anywhere)."""
-    path = os.path.normpath(root / relative)
-    return os.path.commonpath([path, os.path.normpath(root)]) == os.path.normpath(root)
+    folder = os.path.abspath(root)
+    return os.path.commonpath([os.path.abspath(root / relative), folder]) == folder
 
 
 def _check_path(json_path: Path, where: str, key: str, value: Any) -> None:
@@ -76,8 +76,9 @@ def label_values(labels: Any, json_path: Path) -> dict[int, str]:
                 raise KansegError(f"{json_path}: labels[{key!r}] must be an integer label value, got "
                                   f"{_type(value)} {value!r}; expected {LABEL_FORMS}")
             pairs = [(v, key) for v in values]
+        region = not decathlon and isinstance(value, list)  # nnU-Net regions may share values
         for number, name in pairs:
-            if number in out and not (not decathlon and isinstance(value, list)):
+            if number in out and not region:
                 raise KansegError(f"{json_path}: labels give value {number} twice ({out[number]!r} and {name!r})")
             out.setdefault(number, name)
     if 0 not in out:

@@ -155,7 +155,7 @@ def _interrupted(run_dir: Path, cfg: TrainConfig, ctx: DistributedContext) -> In
     if not ctx.is_main:
         return Interrupted("")
     if not (run_dir / "config.yaml").is_file():
-        return Interrupted(f"training stopped before it started; nothing was written to {run_dir}")
+        return Interrupted(f"training interrupted (Ctrl-C) before it started; nothing was written to {run_dir}")
     done = setup.last_epoch(run_dir)
     if done is None:
         where = (f"stopped during epoch 1/{cfg.epochs}, before the first checkpoint; start it again with: "
