@@ -114,10 +114,8 @@ def check_case(case: Case, expected_shape: tuple[int, ...] | None, threshold: fl
         elif tuple(channel_shape) != shape:
             problems.append(("size-mismatch", f"{path} is {_size(channel_shape)}, the case's first image is "
                                               f"{_size(shape)}"))
-    if shape is None:
-        return problems
-    size = _size(shape)
-    if expected_shape and tuple(shape) != tuple(expected_shape):
+    size = _size(shape) if shape else None
+    if shape and expected_shape and tuple(shape) != tuple(expected_shape):
         problems.append(("size-mismatch", f"{case.image[0]} is {size}, the release has {_size(expected_shape)}"))
     absent = [p for p in case.label if not p.is_file()]
     if not case.label or absent:
@@ -129,7 +127,7 @@ def check_case(case: Case, expected_shape: tuple[int, ...] | None, threshold: fl
         except KansegError as err:
             problems.append(("corrupt", str(err)))
             continue
-        if tuple(mask_shape) != tuple(shape):
+        if shape and tuple(mask_shape) != tuple(shape):
             problems.append(("size-mismatch", f"{mask} is {_size(mask_shape)}, its image is {size}"))
         problem = _label_problem(mask, values, labels) if labels is not None else None
         if problem:

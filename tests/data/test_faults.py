@@ -80,13 +80,16 @@ def test_label_values_outside_the_map_are_reported(copy2d, capsys):
     assert lines[-1].endswith("0 size-mismatch, 1 labels, checksums not checked -> NOT usable")
 
 
-def test_missing_image_is_missing_not_corrupt(copy2d, capsys):
+def test_missing_image_is_missing_not_corrupt_and_every_bad_file_is_named(copy2d, capsys):
     root, _ = copy2d
     (root / "imagesTr" / "case_003.png").unlink()
+    label = root / "labelsTr" / "case_003.png"
+    label.write_bytes(label.read_bytes()[:30])  # its label is cut too: both are reported
     code, lines, _ = run(capsys, "verify", "--dataset", root)
     assert code == 1
-    assert lines[0] == f"missing: {root / 'imagesTr' / 'case_003.png'} (image of case 'case_003')"
-    assert "1 missing, 0 extra, 0 corrupt" in lines[-1]
+    assert lines[:2] == [f"missing: {root / 'imagesTr' / 'case_003.png'} (image of case 'case_003')",
+                         f"corrupt: cannot read image {label}: corrupt, truncated or not an image"]
+    assert "1 missing, 0 extra, 1 corrupt" in lines[-1]
 
 
 @pytest.mark.parametrize("which", ["imagesTr", "labelsTr"])
@@ -118,3 +121,18 @@ def test_train_reports_malformed_json_in_one_line(copy2d, tmp_path, capsys):
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and err.count("\n") == 1 and 'training[0] has no "image"' in err
     assert not (tmp_path / "run").exists()
+
+
+def test_one_nifti_size_limit_for_training_and_prediction(tmp_path, monkeypatch):
+    from kanseg.data.io import read_image
+    from kanseg.errors import KansegError
+    from kanseg.inference import read_volume
+
+    path = tmp_path / "v.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((5, 5, 5), np.float32), np.eye(4)), path)
+    monkeypatch.setenv("KANSEG_MAX_VOXELS", "100")
+    for read in (read_image, lambda p: read_volume(p, in_channels=1)):
+        with pytest.raises(KansegError, match=r"v.nii.gz: header claims 5x5x5 = 125 voxels, more than the limit of 100"):
+            read(path)
+    monkeypatch.setenv("KANSEG_MAX_VOXELS", "125")
+    assert read_image(path).shape == (5, 5, 5, 1)
