@@ -18,7 +18,8 @@ LABEL_FORMS = '{"0": "background", "1": "tumour"} (Decathlon) or {"background": 
 
 
 def _type(value: Any) -> str:
-    return "null" if value is None else {dict: "object", list: "list", str: "string"}.get(type(value), type(value).__name__)
+    names = {dict: "object", list: "list", str: "string", type(None): "null"}
+    return names.get(type(value), type(value).__name__)
 
 
 def _inside(root: Path, relative: str) -> bool:
@@ -108,7 +109,8 @@ def check_dataset_json(meta: Any, json_path: Path) -> None:
     if meta.get("file_ending") is not None:
         ending = meta["file_ending"]
         if not isinstance(ending, str) or not ending.startswith("."):
-            raise KansegError(f"{json_path}: 'file_ending' must be a suffix like \".nii.gz\", got {_type(ending)} {ending!r}")
+            raise KansegError(f"{json_path}: 'file_ending' must be a suffix like \".nii.gz\", "
+                              f"got {_type(ending)} {ending!r}")
     if "labels" in meta:
         label_values(meta["labels"], json_path)
     for key in ("modality", "channel_names"):

@@ -3,6 +3,10 @@
 Arrays are channel-last, as stored: 2D images ``(H, W, C)`` in RGB order, 3D images
 ``(X, Y, Z, C)`` in the NIfTI array order (no reorientation). Masks come back as ``bool`` arrays
 of the spatial shape. Every failure is a :class:`~kanseg.errors.KansegError` naming the file.
+
+NIfTI files are opened in one place, :func:`open_nifti` (header checks and the one size limit,
+:func:`max_voxels`), for training, ``kanseg data verify`` (:func:`scan_nifti`, streamed) and prediction
+(:func:`kanseg.inference.readers.read_volume`).
 """
 
 from __future__ import annotations
@@ -212,11 +216,6 @@ def scan_nifti(path: str | os.PathLike, chunk_bytes: int = 1 << 22,
     if read < needed:
         raise KansegError(f"{path}: truncated NIfTI (data ends after {read} of {needed} bytes)")
     return shape, found
-
-
-def nifti_shape(path: str | os.PathLike) -> tuple[int, ...]:
-    """Spatial shape from the header only (cheap)."""
-    return open_nifti(path)[1][:3]
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:

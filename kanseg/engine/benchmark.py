@@ -149,8 +149,9 @@ def _interrupted(runs: list[tuple[str, int]], finished: list[tuple[str, int]], o
     """Ctrl-C: which runs finished, which did not, and how to go on."""
     names = lambda pairs: ", ".join(f"{m}/seed{s}" for m, s in pairs) or "none"  # noqa: E731
     left = [r for r in runs if r not in finished]
-    return Interrupted(f"benchmark interrupted (Ctrl-C) during {left[0][0]}/seed{left[0][1]}: finished {names(finished)}; "
-                       f"not finished {names(left)} (runs in {out}); run the same command again to continue "
+    return Interrupted(f"benchmark interrupted (Ctrl-C) during {left[0][0]}/seed{left[0][1]}: "
+                       f"finished {names(finished)}; not finished {names(left)} (runs in {out}); "
+                       "run the same command again to continue "
                        "(finished runs are reused, an interrupted one resumes from its last.pt)")
 
 

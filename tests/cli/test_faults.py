@@ -19,7 +19,8 @@ from kanseg.checkpoint import load_checkpoint, save_checkpoint
 from kanseg.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
-TINY = ["--dataset", "demo", "--image-size", "32", "--batch-size", "8", "--device", "cpu", "--set", "model.kwargs={base_width: 4, depth: 2}"]
+TINY = ["--dataset", "demo", "--image-size", "32", "--batch-size", "8", "--device", "cpu",
+        "--set", "model.kwargs={base_width: 4, depth: 2}"]
 
 
 def signalled(sig: str, point: str, nth: int, *args) -> subprocess.CompletedProcess:
@@ -108,7 +109,8 @@ def test_ctrl_c_during_benchmark_names_finished_runs(capsys, tmp_path, demo_root
     assert proc.returncode == 130, proc.stderr
     assert proc.stderr == (f"interrupted: benchmark interrupted (Ctrl-C) during unet-gram/seed1: finished "
                            f"unet-gram/seed0; not finished unet-gram/seed1 (runs in {out_dir}); run the same command "
-                           "again to continue (finished runs are reused, an interrupted one resumes from its last.pt)\n")
+                           "again to continue (finished runs are reused, an interrupted one resumes from its "
+                           "last.pt)\n")
     assert (out_dir / "unet-gram" / "seed0" / "summary.json").is_file() and not (out_dir / "benchmark.json").exists()
     code, out, err = kanseg(capsys, *args)
     assert code == 0, err
