@@ -18,7 +18,7 @@ import contextlib
 import os
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 # tempfile's random part: 8 characters of [a-z0-9_]
@@ -63,19 +63,22 @@ def is_stale_temp(path: str | os.PathLike) -> bool:
     return TEMP_NAME.match(Path(path).name) is not None
 
 
-def remove_stale_temps(folder: str | os.PathLike, recursive: bool = False) -> list[Path]:
-    """Delete kanseg's leftover temporary files in ``folder`` (and below, if ``recursive``); return them.
+def remove_stale_temps(folder: str | os.PathLike, prefixes: Iterable[str] | None = None) -> list[Path]:
+    """Delete kanseg's leftover temporary files in ``folder``; return them.
 
-    Only call it on a folder this process owns (a run being resumed or rewritten): a temporary file
-    of a write in progress elsewhere would be removed too.
+    ``prefixes``: only those of targets whose names start with one of them (the files this process is
+    about to write), so a folder shared with another running process (predictions of several jobs) loses
+    none of its writes in progress. Without ``prefixes``, call it only on a folder this process owns
+    (a run directory being resumed or started again).
     """
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    found = folder.rglob(".*.tmp*") if recursive else folder.glob(".*.tmp*")
+    prefixes = None if prefixes is None else tuple(prefixes)
     removed = []
-    for path in sorted(found):
-        if path.is_file() and is_stale_temp(path):
+    for path in sorted(folder.glob(".*.tmp*")):
+        match = TEMP_NAME.match(path.name)
+        if match and path.is_file() and (prefixes is None or match["target"].startswith(prefixes)):
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
             removed.append(path)

@@ -102,6 +102,8 @@ def _prepare_run_dir(cfg: TrainConfig, resume: Path | None, ctx: DistributedCont
     if setup.check_new_run_dir(run_dir) and ctx.is_main:
         setup.take_over_run_dir(run_dir)
         RunLog(run_dir).info(f"note: {run_dir} held a run that stopped before its first checkpoint; starting again")
+    elif ctx.is_main:
+        remove_stale_temps(run_dir)
     return run_dir
 
 

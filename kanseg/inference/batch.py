@@ -171,8 +171,9 @@ def predict(
         from tqdm.auto import tqdm
 
         iterator = tqdm(scans, desc="predict", unit="file")
-    for folder in sorted({(out_dir / scan.relative).parent for scan in scans}):
-        remove_stale_temps(folder)  # left by an earlier run killed inside a write
+    for scan in scans:  # temporary files of this batch's outputs left by an earlier run killed inside a write
+        outputs = [f"{scan.relative.name}_{kind}." for kind in ("mask", "prob", "overlay")]
+        remove_stale_temps((out_dir / scan.relative).parent, outputs)
     try:
         for index, scan in enumerate(iterator, start=1):
             _predict_one(predictor, scan, out_dir, index, len(scans), outcomes, taken, on_outcome,

@@ -39,7 +39,9 @@ def test_predict_removes_stale_temps_of_its_output_folder(tmp_path, checkpoint_2
     out = tmp_path / "out"
     out.mkdir()
     stale, foreign = out / ".img0_mask.ab12cd34.tmp.png", out / "notes.tmp"
-    stale.write_bytes(b"half a png")
-    foreign.write_text("not ours")
+    other_job = out / ".img0_x_mask.k3j9x_2a.tmp.png"  # a write in progress of another batch: not ours
+    for path in (stale, foreign, other_job):
+        path.write_bytes(b"half a png")
     assert predict(checkpoint_2d, image, out, device="cpu").ok
-    assert not stale.exists() and foreign.exists() and not any(is_stale_temp(p) for p in out.iterdir())
+    assert not stale.exists() and foreign.exists() and other_job.exists()
+    assert [p.name for p in out.iterdir() if is_stale_temp(p)] == [other_job.name]
