@@ -6,8 +6,8 @@ one documented name pattern::
 
     .<target name>.<8 random characters>.tmp[<suffix>]
 
-for example ``.last.pt.k3j9x_2a.tmp`` or ``.case_1_mask.ab12cd34.tmp.nii.gz`` (the suffix, when
-given, lets OpenCV / nibabel pick the format). A process killed between creating the temporary file
+for example ``.last.pt.k3j9x_2a.tmp`` or ``.case_1_mask.nii.gz.ab12cd34.tmp.nii.gz`` (the suffix,
+when given, lets OpenCV / nibabel pick the format). A process killed between creating the temporary file
 and renaming it leaves such a file behind; :func:`remove_stale_temps` finds kanseg's own by that
 pattern (never other files) and is called when a run is resumed or a folder is written again.
 """

@@ -134,7 +134,8 @@ def test_one_nifti_size_limit_for_training_and_prediction(tmp_path, monkeypatch)
     nib.save(nib.Nifti1Image(np.zeros((5, 5, 5), np.float32), np.eye(4)), path)
     monkeypatch.setenv("KANSEG_MAX_VOXELS", "100")
     for read in (read_image, lambda p: read_volume(p, in_channels=1)):
-        with pytest.raises(KansegError, match="v.nii.gz: header claims 5x5x5 = 125 voxels, more than the limit of 100 "):
+        with pytest.raises(KansegError, match="v.nii.gz: header claims 5x5x5 = 125 voxels, more than the limit of 100 "
+                                              r"\(KANSEG_MAX_VOXELS\)"):
             read(path)
     monkeypatch.setenv("KANSEG_MAX_VOXELS", "125")
     assert read_image(path).shape == (5, 5, 5, 1)

@@ -38,8 +38,8 @@ def test_predict_removes_stale_temps_of_its_output_folder(tmp_path, checkpoint_2
     (image,) = images(tmp_path / "in", 1)
     out = tmp_path / "out"
     out.mkdir()
-    stale, foreign = out / ".img0_mask.ab12cd34.tmp.png", out / "notes.tmp"
-    other_job = out / ".img0_x_mask.k3j9x_2a.tmp.png"  # a write in progress of another batch: not ours
+    stale, foreign = out / ".img0_mask.png.ab12cd34.tmp.png", out / "notes.tmp"
+    other_job = out / ".img0_x_mask.png.k3j9x_2a.tmp.png"  # a write in progress of another batch: not ours
     for path in (stale, foreign, other_job):
         path.write_bytes(b"half a png")
     assert predict(checkpoint_2d, image, out, device="cpu").ok
