@@ -18,7 +18,7 @@ import re
 import sys
 from pathlib import Path
 
-from kanseg.config import write_text_atomic
+from kanseg.atomic import write_text_atomic
 from kanseg.viz.benchmarks import load_results, results_markdown
 
 HERE = Path(__file__).resolve().parent

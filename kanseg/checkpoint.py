@@ -15,19 +15,19 @@ Format (``format == "kanseg-checkpoint-v1"``)::
     }
 
 Only plain containers, numbers, strings and tensors are stored, so loading never executes code.
-Writes are atomic (temporary file in the same folder, then ``os.replace``).
+Writes are atomic (:func:`kanseg.atomic.atomic_path`: temporary file in the same folder, then ``os.replace``).
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from kanseg import __version__
+from kanseg.atomic import atomic_path
 from kanseg.errors import KansegError
 
 FORMAT = "kanseg-checkpoint-v1"
@@ -53,41 +53,69 @@ def save_checkpoint(
         "state_dict": {k: v.detach().cpu() for k, v in state_dict.items()},
         **extra,
     }
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Load a checkpoint dict safely (``weights_only=True``); one-line errors for bad files."""
+    import pickle
+    import zipfile
+
     path = Path(path)
     if not path.is_file():
         raise KansegError(f"checkpoint not found: {path}")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # corrupt, truncated, or not a torch file
-        raise KansegError(f"cannot read checkpoint {path}: {type(err).__name__}: {str(err).splitlines()[0]}")
+    except pickle.UnpicklingError as err:
+        if "GLOBAL" in str(err):  # a pickled class or function: loading it could run code
+            raise KansegError(f"refusing checkpoint {path}: it holds Python objects other than tensors and plain "
+                              "data, and kanseg never runs code from a checkpoint") from None
+        raise KansegError(f"cannot read checkpoint {path}: corrupt, truncated or not a PyTorch file") from None
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, UnicodeDecodeError):
+        raise KansegError(f"cannot read checkpoint {path}: corrupt, truncated or not a PyTorch file") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise KansegError(f"{path} is not a kanseg checkpoint (expected format {FORMAT!r})")
     return ckpt
 
 
-def build_model(ckpt: dict[str, Any]) -> torch.nn.Module:
+def weights_mismatch(model: torch.nn.Module, state_dict: dict[str, torch.Tensor], limit: int = 3) -> str | None:
+    """What keeps ``state_dict`` from loading into ``model``: the first missing, unexpected and
+    shape-mismatched tensors (None when it fits)."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in own]
+    shapes = [f"{k} {_shape(state_dict[k])} in the checkpoint, {_shape(own[k])} in the model"
+              for k in own if k in state_dict and tuple(own[k].shape) != tuple(state_dict[k].shape)]
+    parts = [f"{what} ({len(items)}): {', '.join(items[:limit])}{', ...' if len(items) > limit else ''}"
+             for what, items in (("missing", missing), ("unexpected", unexpected), ("shape", shapes)) if items]
+    return "; ".join(parts) or None
+
+
+def _shape(tensor: torch.Tensor) -> str:
+    return "x".join(map(str, tensor.shape)) or "scalar"
+
+
+def load_weights(model: torch.nn.Module, state_dict: dict[str, torch.Tensor], model_name: str,
+                 source: str | os.PathLike) -> None:
+    """``model.load_state_dict(state_dict)`` with a one-line error naming the model, the checkpoint and
+    the first mismatching tensors."""
+    problem = weights_mismatch(model, state_dict)
+    if problem is None:
+        try:
+            model.load_state_dict(state_dict)
+            return
+        except RuntimeError as err:
+            problem = str(err).strip().splitlines()[-1].strip()
+    raise KansegError(f"checkpoint {source} does not fit model {model_name!r}: {problem}")
+
+
+def build_model(ckpt: dict[str, Any], source: str | os.PathLike = "checkpoint") -> torch.nn.Module:
     """Rebuild the model a checkpoint describes and load its weights (eval mode)."""
     from kanseg.models import create_model
 
     spec = ckpt["model"]
     model = create_model(spec["name"], **spec["kwargs"])
-    try:
-        model.load_state_dict(ckpt["state_dict"])
-    except RuntimeError as err:
-        raise KansegError(
-            f"checkpoint weights do not fit model {spec['name']!r}: {str(err).splitlines()[0]}"
-        )
+    load_weights(model, ckpt["state_dict"], spec["name"], source)
     return model.eval()

@@ -28,7 +28,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 from common import device_name  # noqa: E402  (benchmarks/common.py: the machine label every result carries)
 
-from kanseg.config import load_config, write_text_atomic  # noqa: E402
+from kanseg.atomic import write_text_atomic  # noqa: E402
+from kanseg.config import load_config  # noqa: E402
 from kanseg.engine import run_benchmark  # noqa: E402
 
 MODELS = ("unet-conv", "unet-gram", "unet-gram-bottleneck")

@@ -3,7 +3,8 @@
 Each command group lives in its own module and registers itself on :data:`app`:
 ``models`` (kanseg.cli.models), ``data`` (kanseg.cli.data), ``train/evaluate/benchmark/demo``
 (kanseg.cli.train), ``predict`` (kanseg.cli.predict). Errors derived from
-:class:`kanseg.errors.KansegError` become one ``error: ...`` line and exit code 2.
+:class:`kanseg.errors.KansegError` become one ``error: ...`` line and exit code 2; Ctrl-C during
+``train``, ``predict`` or ``benchmark`` one ``interrupted: ...`` line (what was done, how to go on) and 130.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 import typer  # noqa: E402
 
 from kanseg import __version__  # noqa: E402
-from kanseg.errors import KansegError  # noqa: E402
+from kanseg.errors import Interrupted, KansegError  # noqa: E402
 
 app = typer.Typer(
     name="kanseg",
@@ -54,6 +55,10 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``kanseg`` console script."""
     try:
         app(args=argv, standalone_mode=True)
+    except Interrupted as err:
+        if str(err):
+            typer.echo(f"interrupted: {err}", err=True)
+        sys.exit(err.exit_code)
     except KansegError as err:
         typer.echo(f"error: {err}", err=True)
         sys.exit(err.exit_code)

@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from kanseg.atomic import atomic_path
 from kanseg.data.cases import Case
-from kanseg.data.io import is_nifti, nifti_geometry, read_image, read_label_values, read_mask
+from kanseg.data.io import is_nifti, nifti_geometry, open_nifti, read_image, read_label_values, read_mask
 from kanseg.data.labels import class_names, is_multiclass, to_class_indices
 from kanseg.data.spatial import affine_of, has_geometry, resample_to_grid, resize_probabilities
 from kanseg.data.transforms import dataset_pipelines, run_pipeline
@@ -122,11 +123,10 @@ class SegmentationDataset(torch.utils.data.Dataset):
         if intensity.get("kind") == "range" and intensity.get("a_min") == 0 and intensity.get("a_max") == 255:
             image = np.clip(np.rint(image), 0, 255).astype(np.uint8)
         path = self._cache_file(index)
-        tmp = path.with_name(f".{path.name}.tmp.npz")
         extra = {"affine": self._grid_affines[index]} if index in self._grid_affines else {}
-        np.savez(tmp, image=image, label=data["label"].astype(np.uint8), source_mtime=self._source_mtime(index),
-                 **extra)
-        os.replace(tmp, path)
+        with atomic_path(path, ".npz") as tmp:
+            np.savez(tmp, image=image, label=data["label"].astype(np.uint8), source_mtime=self._source_mtime(index),
+                     **extra)
         return path
 
     def __getitem__(self, index: int) -> dict:
@@ -176,6 +176,4 @@ class SegmentationDataset(torch.utils.data.Dataset):
         path = self.cases[index].image[0]
         if not is_nifti(path):
             return None
-        import nibabel as nib
-
-        return tuple(float(z) for z in nib.load(str(path)).header.get_zooms()[:3])
+        return tuple(float(z) for z in open_nifti(path)[0].header.get_zooms()[:3])

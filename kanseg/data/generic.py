@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from kanseg.data.cases import Case, DatasetSource
+from kanseg.data.dataset_json import check_cases, check_dataset_json
 from kanseg.data.io import is_image_2d, is_nifti, read_image, read_label_values
 from kanseg.data.manifests import load_manifest, manifest_dir, manifest_splits
 from kanseg.data.splits import legacy_split
@@ -171,6 +172,7 @@ def open_dataset_json(path: str | os.PathLike) -> DatasetSource:
         meta = json.loads(json_path.read_text())
     except (OSError, json.JSONDecodeError) as err:
         raise KansegError(f"cannot read {json_path}: {err}")
+    check_dataset_json(meta, json_path)
     if meta.get("training"):
         cases = _decathlon_cases(root, meta["training"])
     elif meta.get("file_ending"):
@@ -179,6 +181,7 @@ def open_dataset_json(path: str | os.PathLike) -> DatasetSource:
         raise KansegError(f"{json_path} has neither a 'training' list (Decathlon) nor 'file_ending' (nnU-Net v2)")
     if not cases:
         raise KansegError(f"{json_path} describes no training cases")
+    check_cases(json_path, [c.id for c in cases], [str(c.image[0]) for c in cases], meta.get("kanseg_splits", {}))
     first = cases[0].image[0]
     if not (is_nifti(first) or is_image_2d(first)):
         raise KansegError(f"unsupported image type {first.name}; use NIfTI (.nii, .nii.gz) or PNG/JPEG/TIFF/BMP")

@@ -9,16 +9,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kanseg.atomic import remove_stale_temps
 from kanseg.data.adapters import ADAPTERS
 from kanseg.data.build import is_dataset_json_manifest, open_source, prepared_dir, preprocessing_of
 from kanseg.data.cases import Case
 from kanseg.data.dataset import SegmentationDataset
-from kanseg.data.io import is_nifti, nifti_shape, read_image, read_mask
+from kanseg.data.dataset_json import dataset_labels
+from kanseg.data.io import is_nifti, label_values_2d, read_image, read_mask, scan_nifti
 from kanseg.data.manifests import load_manifest
 from kanseg.errors import KansegError
 
 # Problem kinds, in report order; all but "extra" make a copy unusable.
-KINDS = ("missing", "extra", "corrupt", "no-mask", "size-mismatch", "checksum")
+KINDS = ("missing", "extra", "corrupt", "no-mask", "size-mismatch", "labels", "checksum")
 
 
 @dataclass
@@ -43,7 +45,8 @@ class VerifyReport:
         return self.found > 0 and len(blocking) <= self.optional_missing
 
     def lines(self) -> list[str]:
-        counts = ", ".join(f"{self.count(k)} {k}" for k in KINDS if k != "checksum")
+        counts = ", ".join(f"{self.count(k)} {k}" for k in KINDS
+                           if k != "checksum" and (k != "labels" or self.count(k)))
         checksum = f"{self.count('checksum')} checksum mismatches" if self.checksums else "checksums not checked"
         expected = f"/{self.expected}" if self.expected is not None else ""
         verdict = "usable" if self.usable else "NOT usable"
@@ -59,35 +62,81 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _spatial_shape(path: Path) -> tuple[int, ...]:
-    return nifti_shape(path) if is_nifti(path) else read_image(path).shape[:2]
+def _decode_image(path: Path) -> tuple[int, ...]:
+    """Spatial shape of an image after decoding all of it, as training will (NIfTI: streamed in chunks)."""
+    return scan_nifti(path)[0][:3] if is_nifti(path) else read_image(path).shape[:2]
 
 
-def check_case(case: Case, expected_shape: tuple[int, ...] | None, threshold: float) -> list[tuple[str, str]]:
-    """Problems of one case: unreadable files, missing mask, image/mask/manifest size disagreement."""
+def _decode_label(path: Path, threshold: float, with_values: bool) -> tuple[tuple[int, ...], set | None]:
+    """Spatial shape of a label file after decoding all of it, and its distinct values if asked."""
+    if is_nifti(path):
+        shape, values = scan_nifti(path, values=with_values)
+        return shape[:3], values
+    shape = read_mask(path, threshold).shape
+    return shape, label_values_2d(path) if with_values else None
+
+
+def _label_problem(path: Path, values: set | None, labels: dict[int, str]) -> str | None:
+    """Why the values stored in ``path`` do not fit the ``labels`` map of dataset.json (None: they do)."""
+    defined = ", ".join(map(str, sorted(labels)))
+    if values is None:
+        return f"{path} holds more than 1024 distinct values; 'labels' in dataset.json defines {defined}"
+    stored = sorted(int(v) if float(v).is_integer() else v for v in values)
+    extra = [v for v in stored if v not in labels]
+    # A binary map with 0/255 (or 0/v) masks is fine: training reads a binary label as "value > 0".
+    binary_scaled = len(labels) == 2 and len([v for v in stored if v != 0]) <= 1 and min(stored, default=0) >= 0
+    if not extra or binary_scaled:
+        return None
+    return (f"{path} holds value(s) {', '.join(map(str, extra[:8]))} that 'labels' in dataset.json does not "
+            f"define (it defines {defined})")
+
+
+def check_case(case: Case, expected_shape: tuple[int, ...] | None, threshold: float,
+               labels: dict[int, str] | None = None) -> list[tuple[str, str]]:
+    """Problems of one case: missing or undecodable files, missing mask, image/mask/manifest size
+    disagreement and, given the ``labels`` map of a dataset.json, label values it does not define.
+
+    Every file is decoded completely, one at a time (NIfTI data streamed in chunks: bounded memory).
+    """
     problems = []
-    try:
-        shape = _spatial_shape(case.image[0])
-    except KansegError as err:
-        return [("corrupt", str(err))]
-    size = "x".join(map(str, shape[::-1]))
-    if expected_shape and tuple(shape) != tuple(expected_shape):
-        problems.append(("size-mismatch", f"{case.image[0]} is {size}, the release has "
-                                          f"{'x'.join(map(str, expected_shape[::-1]))}"))
+    shape = None
+    for path in case.image:
+        if not path.is_file():
+            problems.append(("missing", f"{path} (image of case {case.id!r})"))
+            continue
+        try:
+            channel_shape = _decode_image(path)
+        except KansegError as err:
+            problems.append(("corrupt", str(err)))
+            continue
+        if shape is None:
+            shape = tuple(channel_shape)
+        elif tuple(channel_shape) != shape:
+            problems.append(("size-mismatch", f"{path} is {_size(channel_shape)}, the case's first image is "
+                                              f"{_size(shape)}"))
+    size = _size(shape) if shape else None
+    if shape and expected_shape and tuple(shape) != tuple(expected_shape):
+        problems.append(("size-mismatch", f"{case.image[0]} is {size}, the release has {_size(expected_shape)}"))
     absent = [p for p in case.label if not p.is_file()]
     if not case.label or absent:
         expected = absent[0].name if absent else "a mask"
         return problems + [("no-mask", f"{case.image[0]} has no mask (expected {expected})")]
     for mask in case.label:
         try:
-            mask_shape = read_mask(mask, threshold).shape
+            mask_shape, values = _decode_label(mask, threshold, labels is not None)
         except KansegError as err:
             problems.append(("corrupt", str(err)))
             continue
-        if tuple(mask_shape) != tuple(shape):
-            problems.append(("size-mismatch", f"{mask} is {'x'.join(map(str, mask_shape[::-1]))}, "
-                                              f"its image is {size}"))
+        if shape and tuple(mask_shape) != tuple(shape):
+            problems.append(("size-mismatch", f"{mask} is {_size(mask_shape)}, its image is {size}"))
+        problem = _label_problem(mask, values, labels) if labels is not None else None
+        if problem:
+            problems.append(("labels", problem))
     return problems
+
+
+def _size(shape: tuple[int, ...]) -> str:
+    return "x".join(map(str, tuple(shape)[::-1]))
 
 
 def _manifest_files(entry: dict, suffix: str) -> dict[str, str | None]:
@@ -106,6 +155,7 @@ def verify(name_or_path: str, data_root: str | os.PathLike | None = None, *, che
     report = VerifyReport(manifest["title"] if manifest else source.name, source.root,
                           manifest["counts"]["cases"] if manifest else None, len(cases), checksums)
     entries = {c["id"]: c for c in manifest["cases"]} if manifest else {}
+    labels = None if adapter else dataset_labels(name, source.root)
     known = [c for c in cases if c.id in entries][:5]
     official = any((source.root / p).is_file() for c in known for p in entries[c.id]["files"])
 
@@ -126,7 +176,7 @@ def verify(name_or_path: str, data_root: str | os.PathLike | None = None, *, che
             return [("extra", f"case {case.id!r} ({case.image[0]}) is not in the {name} release")]
         shape = (entry["height"], entry["width"]) if entry and entry.get("height") else None
         shape = tuple(entry["shape"]) if entry and entry.get("shape") else shape  # 3D manifests
-        problems = check_case(case, shape if official else None, source.mask_threshold)
+        problems = check_case(case, shape if official else None, source.mask_threshold, labels)
         if official and entry:
             found = {p.relative_to(source.root).as_posix(): p.is_file() for p in (*case.image, *case.label)}
             for rel, digest in _manifest_files(entry, case.image[0].suffix).items():
@@ -163,6 +213,7 @@ def prepare(name_or_path: str, data_root: str | os.PathLike | None = None, *, im
         raise KansegError("kanseg data prepare caches 2D datasets only (3D volumes are read directly)")
     preprocessing = preprocessing_of(source, image_size)
     folder = prepared_dir(source, preprocessing)
+    remove_stale_temps(folder)  # arrays of an earlier prepare killed while writing them
     dataset = SegmentationDataset(list(source.cases.values()), preprocessing,
                                   mask_threshold=source.mask_threshold, cache_dir=folder)
     for index in progress(range(len(dataset)), len(dataset)):

@@ -16,14 +16,15 @@ import numpy as np
 import torch
 from torch import nn
 
+from kanseg.atomic import remove_stale_temps, write_text_atomic
 from kanseg.checkpoint import build_model, load_checkpoint
-from kanseg.config import TrainConfig, load_config, write_text_atomic
+from kanseg.config import TrainConfig, load_config
 from kanseg.device import resolve_device
 from kanseg.engine import setup
 from kanseg.engine.evaluate import autocast, evaluate_run, final_logits
 from kanseg.engine.runlog import RunLog, read_json, write_json
 from kanseg.engine.trainer import train
-from kanseg.errors import KansegError
+from kanseg.errors import Interrupted, KansegError
 
 SCORES = {  # column -> (report block, metric); per-image ones are means over cases
     "dice": ("per_image", "dice"),
@@ -98,17 +99,26 @@ def run_benchmark(base: TrainConfig, models: list[str], seeds: list[int], out: s
     out, log = Path(out), log or RunLog(None)
     if not models or not seeds:
         raise KansegError("benchmark needs at least one model and one seed")
+    remove_stale_temps(out)  # benchmark.json / .md of an earlier run killed while writing them
+    runs = [(name, seed) for name in models for seed in seeds]
+    reports: dict[tuple[str, int], dict[str, Any]] = {}
+    try:
+        for name, seed in runs:
+            cfg = base.model_copy(deep=True)
+            cfg.model.name, cfg.seed, cfg.out = name, seed, str(out / name / f"seed{seed}")
+            reports[name, seed] = ensure_run(cfg, subset, log)[subset]["report"]
+    except (KeyboardInterrupt, Interrupted) as err:
+        if isinstance(err, Interrupted) and not str(err):  # a non-main process of a distributed run
+            raise
+        raise _interrupted(runs, list(reports), out) from None
     rows = []
     for name in models:
         scores: dict[str, list[float]] = {k: [] for k in SCORES}
         class_scores: dict[str, dict[str, list[float]]] = {}  # multi-class: class -> metric -> per seed
         for seed in seeds:
-            cfg = base.model_copy(deep=True)
-            cfg.model.name, cfg.seed, cfg.out = name, seed, str(out / name / f"seed{seed}")
-            report = ensure_run(cfg, subset, log)[subset]["report"]
             for key, (block, metric) in SCORES.items():
-                scores[key].append(_score(report, block, metric))
-            for cls, class_report in report.get("per_class", {}).items():
+                scores[key].append(_score(reports[name, seed], block, metric))
+            for cls, class_report in reports[name, seed].get("per_class", {}).items():
                 for key, (block, metric) in CLASS_SCORES.items():
                     class_scores.setdefault(cls, {}).setdefault(key, []).append(_score(class_report, block, metric))
         ckpt = load_checkpoint(out / name / f"seed{seeds[0]}" / "best.pt")
@@ -116,7 +126,7 @@ def run_benchmark(base: TrainConfig, models: list[str], seeds: list[int], out: s
         shape = (int(pp["in_channels"]), *(base.data.patch_size or pp["image_size"] or []))
         if len(shape) != int(pp["spatial_dims"]) + 1:
             raise KansegError("benchmark needs a fixed --image-size (or patch size) to count FLOPs")
-        model = build_model(ckpt)
+        model = build_model(ckpt, out / name / f"seed{seeds[0]}" / "best.pt")
         cost = measure_complexity(model, shape)
         device = resolve_device(base.device).type
         row: dict[str, Any] = {"model": name, "params": cost.params, "flops": cost.flops, "input_shape": list(shape),
@@ -139,6 +149,16 @@ def run_benchmark(base: TrainConfig, models: list[str], seeds: list[int], out: s
     write_text_atomic(out / "benchmark.md", table + "\n")
     log.info(table)
     return result
+
+
+def _interrupted(runs: list[tuple[str, int]], finished: list[tuple[str, int]], out: Path) -> Interrupted:
+    """Ctrl-C: which runs finished, which did not, and how to go on."""
+    names = lambda pairs: ", ".join(f"{m}/seed{s}" for m, s in pairs) or "none"  # noqa: E731
+    left = [r for r in runs if r not in finished]
+    return Interrupted(f"benchmark interrupted (Ctrl-C) during {left[0][0]}/seed{left[0][1]}: "
+                       f"finished {names(finished)}; not finished {names(left)} (runs in {out}); "
+                       "run the same command again to continue "
+                       "(finished runs are reused, an interrupted one resumes from its last.pt)")
 
 
 def format_table(result: dict[str, Any]) -> str:

@@ -163,7 +163,7 @@ def evaluate_run(
         raise KansegError(f"the data's preprocessing {dataset.preprocessing} differs from the checkpoint's "
                           f"{ckpt['preprocessing']}")
     ctx = init_distributed(cfg.device)
-    model = build_model(ckpt).to(ctx.device)
+    model = build_model(ckpt, run_dir / f"{checkpoint}.pt").to(ctx.device)
     rows, report = evaluate_dataset(model, dataset, ctx, with_hd95=True, log=log, **setup.eval_options(cfg, dataset))
     entry = {"checkpoint": f"{checkpoint}.pt", "epoch": ckpt.get("epoch"), "report": report, "cases": rows}
     if ctx.is_main:

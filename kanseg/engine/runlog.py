@@ -15,7 +15,7 @@ from typing import Any, TextIO, TypeVar
 
 from tqdm import tqdm
 
-from kanseg.config import write_text_atomic
+from kanseg.atomic import write_text_atomic
 
 T = TypeVar("T")
 

@@ -18,6 +18,7 @@ from kanseg.engine.optim import build_optimizer, build_scheduler
 from kanseg.errors import KansegError
 
 RUN_FILES = ("config.yaml", "best.pt", "last.pt", "metrics.jsonl", "summary.json")
+RESULT_FILES = ("best.pt", "last.pt", "summary.json")  # what makes a folder hold a run worth keeping
 
 
 def default_run_dir(cfg: TrainConfig, root: str | Path = "runs") -> Path:
@@ -45,16 +46,38 @@ def run_digest(cfg: TrainConfig) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:8]
 
 
-def check_new_run_dir(run_dir: Path) -> None:
-    """A new run never overwrites another run's files."""
+def check_new_run_dir(run_dir: Path) -> bool:
+    """A new run never overwrites another run's results; True when ``run_dir`` holds a run that stopped
+    before its first checkpoint (``config.yaml`` / ``log.txt`` only), which the new run may take over."""
     if run_dir.exists() and not run_dir.is_dir():
         raise KansegError(f"--out {run_dir} exists and is not a directory")
-    taken = [name for name in RUN_FILES if (run_dir / name).exists()]
+    taken = [name for name in RESULT_FILES if (run_dir / name).exists()]
     if taken:
         raise KansegError(
             f"{run_dir} already holds a run ({', '.join(taken)}); continue it with --resume {run_dir} "
             "or choose another --out"
         )
+    return any((run_dir / name).exists() for name in (*RUN_FILES, "log.txt"))
+
+
+def take_over_run_dir(run_dir: Path) -> None:
+    """Make a run directory without checkpoints ready for a fresh start: drop its epoch lines (an epoch
+    logged but never checkpointed) and kanseg's stale temporary files; ``log.txt`` is kept."""
+    from kanseg.atomic import remove_stale_temps
+
+    (run_dir / "metrics.jsonl").unlink(missing_ok=True)
+    remove_stale_temps(run_dir)
+
+
+def last_epoch(run_dir: Path) -> int | None:
+    """Epochs stored in ``run_dir/last.pt`` (read without loading the tensors), None without a readable one."""
+    path = run_dir / "last.pt"
+    if not path.is_file():
+        return None
+    try:
+        return int(torch.load(path, map_location="cpu", weights_only=True, mmap=True)["epoch"])
+    except Exception:  # unreadable: the caller only wants it for a message
+        return None
 
 
 def build_datasets(cfg: TrainConfig, subsets: tuple[str, ...] = ("train", "val")) -> dict[str, Any]:

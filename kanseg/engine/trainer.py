@@ -28,7 +28,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
-from kanseg.checkpoint import load_checkpoint, save_checkpoint
+from kanseg.checkpoint import load_checkpoint, load_weights, save_checkpoint
 from kanseg.config import TrainConfig, save_config
 from kanseg.engine import setup
 from kanseg.engine.callbacks import Callback, CallbackList, default_callbacks
@@ -37,9 +37,9 @@ from kanseg.engine.distributed import (
     init_distributed, shutdown,
 )
 from kanseg.engine.evaluate import autocast, evaluate_dataset
-from kanseg.engine.runlog import RunLog, write_json
+from kanseg.engine.runlog import RunLog, read_json, write_json
 from kanseg.engine.seeding import epoch_seed, rng_state, seed_everything, set_rng_state
-from kanseg.errors import KansegError
+from kanseg.errors import Interrupted, KansegError
 from kanseg.metrics import MONITORS, format_report, monitor_value
 
 
@@ -108,12 +108,22 @@ def _flat_scores(report: dict[str, Any]) -> dict[str, float]:
 
 
 def _prepare_run_dir(cfg: TrainConfig, resume: Path | None, ctx: DistributedContext) -> Path:
+    """The run directory (``cfg.out`` is resolved by :func:`train`). A resumed run and a folder left by a
+    start that stopped before its first checkpoint are cleaned of stale temporary files first."""
+    from kanseg.atomic import remove_stale_temps
+
     if resume is not None:
         if not (resume / "last.pt").is_file():
             raise KansegError(f"cannot resume: {resume / 'last.pt'} not found")
+        if ctx.is_main:
+            remove_stale_temps(resume)
         return resume
-    run_dir = Path(broadcast_object(ctx, str(Path(cfg.out) if cfg.out else setup.default_run_dir(cfg))))
-    setup.check_new_run_dir(run_dir)
+    run_dir = Path(cfg.out)
+    if setup.check_new_run_dir(run_dir) and ctx.is_main:
+        setup.take_over_run_dir(run_dir)
+        RunLog(run_dir).info(f"note: {run_dir} held a run that stopped before its first checkpoint; starting again")
+    elif ctx.is_main:
+        remove_stale_temps(run_dir)
     return run_dir
 
 
@@ -122,7 +132,7 @@ def _restore(path: Path, cfg: TrainConfig, model, optimizer, scheduler, scaler) 
     state = load_checkpoint(path)
     if state["model"]["name"] != cfg.model.name:
         raise KansegError(f"{path} holds model {state['model']['name']!r}, its config says {cfg.model.name!r}")
-    model.load_state_dict(state["state_dict"])
+    load_weights(model, state["state_dict"], cfg.model.name, path)
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     if hasattr(scheduler, "T_max"):
@@ -130,7 +140,9 @@ def _restore(path: Path, cfg: TrainConfig, model, optimizer, scheduler, scaler) 
     scaler.load_state_dict(state["scaler"])
     set_rng_state(state["rng"])
     done = int(state["epoch"])
-    if done >= cfg.epochs:
+    summary = path.parent / "summary.json"
+    finished = summary.is_file() and "run" in read_json(summary)  # else: stopped in the final evaluation
+    if done >= cfg.epochs and finished:
         raise KansegError(f"{path.parent} already finished {done} epochs; pass --epochs > {done} to extend it")
     return done, int(state["best_epoch"]), float(state["best_value"])
 
@@ -145,10 +157,41 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, stop_after: int
         stop_after: leave after this many epochs of this call (time-boxed jobs; continue with ``resume``).
     """
     ctx = init_distributed(cfg.device)
+    resume = Path(resume) if resume is not None else None
+    if resume is not None and not (resume / "last.pt").is_file() and (resume / "config.yaml").is_file():
+        # stopped before its first checkpoint: start again from epoch 0 with its saved config
+        cfg, resume = cfg.model_copy(update={"out": str(resume)}), None
+    if resume is None and cfg.out is None:  # one name on every rank (the default name holds the time)
+        cfg = cfg.model_copy(update={"out": broadcast_object(ctx, str(setup.default_run_dir(cfg)))})
+    run_dir = resume if resume is not None else Path(cfg.out)
     try:
-        return _train(cfg, Path(resume) if resume is not None else None, stop_after, ctx)
+        return _train(cfg, resume, stop_after, ctx)
+    except KeyboardInterrupt:
+        raise _interrupted(run_dir, cfg, ctx) from None
     finally:
         shutdown(ctx)
+
+
+def _interrupted(run_dir: Path, cfg: TrainConfig, ctx: DistributedContext) -> Interrupted:
+    """Ctrl-C: where training stopped and how to continue, also appended to ``log.txt`` (main process)."""
+    if not ctx.is_main:
+        return Interrupted("")
+    if not (run_dir / "config.yaml").is_file():
+        return Interrupted(f"training interrupted (Ctrl-C) before it started; nothing was written to {run_dir}")
+    done = setup.last_epoch(run_dir)
+    if done is None:
+        where = (f"stopped during epoch 1/{cfg.epochs}, before the first checkpoint; start it again with: "
+                 f"kanseg train --resume {run_dir}")
+    elif done >= cfg.epochs:
+        where = (f"stopped after all {done} epochs, during the final evaluation; finish it with: "
+                 f"kanseg train --resume {run_dir}")
+    else:
+        where = (f"stopped during epoch {done + 1}/{cfg.epochs}; {run_dir / 'last.pt'} holds epoch {done}; "
+                 f"continue with: kanseg train --resume {run_dir}")
+    message = f"training interrupted (Ctrl-C): {where}"
+    with open(run_dir / "log.txt", "a") as handle:
+        handle.write(f"interrupted: {message}\n")
+    return Interrupted(message)
 
 
 def _train(cfg: TrainConfig, resume: Path | None, stop_after: int | None, ctx: DistributedContext,

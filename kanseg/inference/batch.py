@@ -25,7 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from kanseg.errors import KansegError
+from kanseg.atomic import remove_stale_temps
+from kanseg.errors import Interrupted, KansegError
 from kanseg.inference import overlays, readers, writers
 from kanseg.inference.predictor import Predictor, foreground_probability, probabilities_to_mask
 
@@ -189,27 +190,50 @@ def predict(
         from tqdm.auto import tqdm
 
         iterator = tqdm(scans, desc="predict", unit="file")
-    for index, scan in enumerate(iterator, start=1):
-        outcome = PredictionOutcome(scan.path)
-        start = time.perf_counter()
-        try:
-            if scan.relative in taken:
-                raise KansegError(f"{scan.path}: another input already wrote outputs named {scan.relative}")
-            taken.add(scan.relative)
-            outcome.outputs = predict_scan(
-                predictor,
-                scan.path,
-                out_dir / scan.relative,
-                save_probabilities=save_probabilities,
-                overlay=overlay,
-                progress=progress and predictor.spatial_dims == 3,
-            )
-        except KansegError as err:
-            outcome.error = _one_line(scan.path, str(err))
-        except (RuntimeError, MemoryError, OSError) as err:  # e.g. out of memory on a huge scan
-            outcome.error = _one_line(scan.path, f"{type(err).__name__}: {err}")
-        outcome.seconds = time.perf_counter() - start
-        outcomes.append(outcome)
-        if on_outcome is not None:
-            on_outcome(index, len(scans), outcome)
+    for scan in scans:  # temporary files of this batch's outputs left by an earlier run killed inside a write
+        outputs = [f"{scan.relative.name}_{kind}." for kind in ("mask", "prob", "overlay")]
+        remove_stale_temps((out_dir / scan.relative).parent, outputs)
+    try:
+        for index, scan in enumerate(iterator, start=1):
+            _predict_one(predictor, scan, out_dir, index, len(scans), outcomes, taken, on_outcome,
+                         save_probabilities=save_probabilities, overlay=overlay, progress=progress)
+    except KeyboardInterrupt:
+        raise _interrupted(scans, outcomes, out_dir) from None
     return PredictionReport(outcomes)
+
+
+def _interrupted(scans: list, outcomes: list[PredictionOutcome], out_dir: Path) -> Interrupted:
+    """Ctrl-C: what was finished (outputs are complete files: every write is atomic) and what was not."""
+    done = len(outcomes) - sum(o.error is not None for o in outcomes)
+    left = scans[len(outcomes):]
+    where = f" at {left[0].path}" if left else ""
+    return Interrupted(f"prediction interrupted (Ctrl-C){where}: {done} of {len(scans)} inputs finished "
+                       f"(outputs in {out_dir}), {len(outcomes) - done} failed, {len(left)} not predicted; "
+                       "run kanseg predict again on the inputs not predicted")
+
+
+def _predict_one(predictor, scan, out_dir: Path, index: int, total: int, outcomes: list, taken: set,
+                 on_outcome, **options: Any) -> None:
+    """Predict one input of a batch; its outcome (outputs or one-line error) is appended to ``outcomes``."""
+    outcome = PredictionOutcome(scan.path)
+    start = time.perf_counter()
+    try:
+        if scan.relative in taken:
+            raise KansegError(f"{scan.path}: another input already wrote outputs named {scan.relative}")
+        taken.add(scan.relative)
+        outcome.outputs = predict_scan(
+            predictor,
+            scan.path,
+            out_dir / scan.relative,
+            save_probabilities=options["save_probabilities"],
+            overlay=options["overlay"],
+            progress=options["progress"] and predictor.spatial_dims == 3,
+        )
+    except KansegError as err:
+        outcome.error = _one_line(scan.path, str(err))
+    except (RuntimeError, MemoryError, OSError) as err:  # e.g. out of memory on a huge scan
+        outcome.error = _one_line(scan.path, f"{type(err).__name__}: {err}")
+    outcome.seconds = time.perf_counter() - start
+    outcomes.append(outcome)
+    if on_outcome is not None:
+        on_outcome(index, total, outcome)

@@ -135,7 +135,7 @@ class Predictor:
         patch_size = training_patch_size(ckpt)
         if patch_size and options.get("roi_size") is None:
             options["roi_size"] = patch_size
-        return cls(build_model(ckpt), preprocessing, **options)
+        return cls(build_model(ckpt, checkpoint), preprocessing, **options)
 
     def _resolve_roi(self, roi_size: int | Sequence[int] | None) -> tuple[int, ...]:
         """Window size with one entry per spatial dim; ``-1`` entries mean "the image's size"."""

@@ -24,9 +24,6 @@ from kanseg.errors import KansegError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
-# Largest volume the reader accepts (voxels x channels); a header claiming more is treated as corrupt.
-# 1024^3 float32 is 4 GiB in memory, already far beyond any clinical scan.
-MAX_VOXELS = 1024**3
 
 
 def scan_suffix(path: str | os.PathLike) -> str:
@@ -86,54 +83,23 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     return read_image_2d(path)
 
 
-def _check_nifti_header(path: Path, image: nib.Nifti1Image, in_channels: int) -> tuple[int, ...]:
-    """Validate the header before touching the voxel data; return the voxel shape."""
-    shape = tuple(int(s) for s in image.header.get_data_shape())
-    if len(shape) == 5 and shape[3] == 1:  # (X, Y, Z, 1, C): NIfTI's vector-valued layout
-        shape = shape[:3] + shape[4:]
-    if len(shape) not in (3, 4) or min(shape) < 1:
-        raise KansegError(f"{path}: expected a 3D volume (X, Y, Z[, C]), header says shape {shape}")
-    voxels = int(np.prod(shape, dtype=np.float64))
-    if voxels > MAX_VOXELS:
-        raise KansegError(
-            f"{path}: header claims {'x'.join(map(str, shape))} = {voxels:.3g} voxels, more than the limit "
-            f"of {MAX_VOXELS:.3g}; the header is corrupt or the volume is far too large"
-        )
-    channels = shape[3] if len(shape) == 4 else 1
-    if channels != in_channels:
-        raise KansegError(f"{path}: volume has {channels} channels (4th axis) but the model expects {in_channels}")
-    if path.name.lower().endswith(".nii"):  # uncompressed: the file size must hold all voxels
-        offset = int(getattr(image.dataobj, "offset", image.header["vox_offset"]))
-        needed = offset + voxels * image.header.get_data_dtype().itemsize
-        if os.path.getsize(path) < needed:
-            raise KansegError(f"{path}: truncated NIfTI ({os.path.getsize(path)} bytes, header needs {needed})")
-    return shape
-
-
 def read_volume(path: str | os.PathLike, in_channels: int) -> tuple[np.ndarray, nib.Nifti1Image]:
     """Read a NIfTI volume as ``(X, Y, Z, in_channels)`` float32 (scaling applied) and its image object.
 
-    The header is checked first (dimensionality, absurd sizes, channel count, truncation), so a bad
-    file never triggers a huge allocation.
+    The header is checked first (:func:`kanseg.data.io.open_nifti`: absurd sizes, truncation; then
+    dimensionality and channel count), so a bad file never triggers a huge allocation.
     """
+    from kanseg.data.io import open_nifti, read_nifti_image
+
     path = Path(path)
-    try:
-        image = nib.load(path)
-    except Exception as err:  # nibabel raises many types for non-NIfTI / corrupt headers
-        raise KansegError(f"{path}: cannot read NIfTI header ({_first_line(err)})")
-    if not isinstance(image, nib.Nifti1Image):  # Nifti2Image subclasses Nifti1Image
-        raise KansegError(f"{path}: not a NIfTI image ({type(image).__name__})")
-    shape = _check_nifti_header(path, image, in_channels)
-    try:
-        data = image.get_fdata(caching="unchanged", dtype=np.float32)
-    except Exception as err:  # truncated gzip stream, I/O error
-        raise KansegError(f"{path}: cannot read voxel data ({_first_line(err)})")
+    _, shape = open_nifti(path)
+    if len(shape) not in (3, 4):
+        raise KansegError(f"{path}: expected a 3D volume (X, Y, Z[, C]), header says shape {shape}")
+    channels = shape[3] if len(shape) == 4 else 1
+    if channels != in_channels:
+        raise KansegError(f"{path}: volume has {channels} channels (4th axis) but the model expects {in_channels}")
+    data, image = read_nifti_image(path)
     data = data.reshape(shape if len(shape) == 4 else shape + (1,))
     if not np.isfinite(data).all():
         raise KansegError(f"{path}: volume contains NaN or infinite values")
     return data, image
-
-
-def _first_line(err: Exception) -> str:
-    text = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__

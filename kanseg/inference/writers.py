@@ -1,37 +1,21 @@
 """Writing predictions: PNG for 2D, NIfTI (input affine + header) for 3D, always atomically.
 
-Each writer encodes into a temporary file in the destination folder and ``os.replace``s it, so an
-interrupted run never leaves a half-written mask behind.
+Each writer encodes into a temporary file in the destination folder and ``os.replace``s it
+(:func:`kanseg.atomic.atomic_path`), so an interrupted run never leaves a half-written mask behind.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
 import nibabel as nib
 import numpy as np
 
+from kanseg.atomic import atomic_path
 from kanseg.errors import KansegError
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike, suffix: str) -> Iterator[Path]:
-    """Yield a temporary path ending in ``suffix`` next to ``path``; move it onto ``path`` on success."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def label_map(mask: np.ndarray, label_values: Sequence[int] | None = None) -> np.ndarray:
