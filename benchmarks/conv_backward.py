@@ -85,7 +85,8 @@ def main() -> None:
             t_torch, t_fwd = time_pair(x, w, stride, 1, args.repeats)
             row = dict(spatial_dims=dims, in_channels=c_in, out_channels=c_out, kernel_size=[3] * dims,
                        stride=[stride] * dims, groups=1, voxels=batch * int(torch.tensor(size).prod()),
-                       size=list(size), torch_ms=round(t_torch * 1e3, 2), forward_ms=round(t_fwd * 1e3, 2),
+                       batch=batch, size=list(size), torch_ms=round(t_torch * 1e3, 2),
+                       forward_ms=round(t_fwd * 1e3, 2),
                        speedup=round(t_torch / t_fwd, 3))
             rows.append(row)
             print(f"{dims:>4} {c_in:>5} {c_out:>5} {stride:>6} {'x'.join(map(str, size)):>14} {row['torch_ms']:>9} "
