@@ -85,3 +85,12 @@ def test_bad_input_one_line(runs, capsys, demo_root, case):  # noqa: F811
             build_model(ckpt)
         code, err = 2, f"error: {info.value}\n"
     assert code == 2 and err.startswith("error: ") and err.count("\n") == 1
+
+
+def test_models_details_shows_peft_trainable_and_frozen(capsys):
+    code, out, err = kanseg(capsys, "models", "--details", "--pattern", "unet-[gr][rb][af]*", "--size-2d", 32,
+                            "--size-3d", 32)
+    assert code == 0, err
+    assert "PEFT E=1 2D trainable/frozen" in out
+    rows = {line.split()[0]: line for line in out.splitlines() if line.startswith("unet-")}
+    assert rows["unet-gram"].endswith("1.96 M / 9.81 M") and rows["unet-rbf"].endswith("-")
