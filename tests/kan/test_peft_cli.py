@@ -94,3 +94,15 @@ def test_models_details_shows_peft_trainable_and_frozen(capsys):
     assert "PEFT E=1 2D trainable/frozen" in out
     rows = {line.split()[0]: line for line in out.splitlines() if line.startswith("unet-")}
     assert rows["unet-gram"].endswith("1.96 M / 9.81 M") and rows["unet-rbf"].endswith("-")
+
+
+def test_peft_run_resumes(runs):
+    from kanseg.config import load_config
+    from kanseg.engine import train
+
+    cfg = load_config(runs / "ft" / "config.yaml", {"out": str(runs / "ft2"), "epochs": 2})
+    assert cfg.peft.enabled and cfg.init_from
+    train(cfg, stop_after=1)
+    result = train(load_config(runs / "ft2" / "config.yaml"), resume=runs / "ft2")
+    assert load_checkpoint(result.run_dir / "last.pt")["epoch"] == 2
+    assert peft_layers(build_model(load_checkpoint(result.run_dir / "last.pt")))
