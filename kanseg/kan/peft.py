@@ -55,6 +55,7 @@ def apply_peft(model: nn.Module, *, extra_degrees: int = 1, trainable_degrees=()
     so a bad option leaves the model untouched. :class:`KansegError` (one line) for a model without KAN convs, without
     eligible ones, already wrapped, or for options a layer cannot take.
     """
+    trainable_degrees = list(trainable_degrees or ())  # an iterator would be used up by the first layer
     if isinstance(model, (KANConv, PEFTKANConv)):
         raise KansegError("apply_peft wraps a model's layers in place; wrap a single layer with PEFTKANConv(conv)")
     if peft_layers(model):
@@ -63,7 +64,7 @@ def apply_peft(model: nn.Module, *, extra_degrees: int = 1, trainable_degrees=()
     if not convs:
         raise KansegError(f"apply_peft: {type(model).__name__} has no KAN convolution layers (kanseg.kan.KANConv); "
                           "nothing to wrap")
-    report = PEFTReport(options={"extra_degrees": extra_degrees, "trainable_degrees": list(trainable_degrees or ()),
+    report = PEFTReport(options={"extra_degrees": extra_degrees, "trainable_degrees": trainable_degrees,
                                  "finetune_base": bool(finetune_base), "freeze_norm": bool(freeze_norm)})
     eligible = {}
     for name, conv in convs.items():
