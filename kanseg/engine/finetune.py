@@ -13,7 +13,7 @@ from kanseg.errors import KansegError
 
 
 def load_initial_weights(model: nn.Module, path: str, model_name: str, model_kwargs: dict[str, Any]) -> None:
-    """Load the weights of the checkpoint at ``path`` into the (plain) ``model``; one-line errors when they do not fit."""
+    """Load the checkpoint at ``path`` into the plain ``model``; one-line errors when its weights do not fit."""
     from kanseg.kan.peft import check_plain_state_dict
 
     ckpt = load_checkpoint(path)

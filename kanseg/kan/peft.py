@@ -1,4 +1,4 @@
-"""PEFT of trained KAN models: wrap every eligible KAN conv in place (:func:`apply_peft`), fuse back (:func:`fuse_peft`).
+"""PEFT of trained KAN models: wrap every eligible KAN conv in place (:func:`apply_peft`), fuse (:func:`fuse_peft`).
 
 The layer, its math and the supported families: :mod:`kanseg.kan.peft_layer` (:class:`PEFTKANConv`).
 
@@ -127,5 +127,5 @@ def count_parameters(model: nn.Module) -> dict[str, int]:
     return counts
 
 
-__all__ = ["PEFT_OPTIONS", "PEFTKANConv", "PEFTReport", "apply_peft", "check_plain_state_dict", "count_parameters", "fuse_peft",
-           "is_peft_state_dict", "peft_layers", "peft_options"]
+__all__ = ["PEFT_OPTIONS", "PEFTKANConv", "PEFTReport", "apply_peft", "check_plain_state_dict", "count_parameters",
+           "fuse_peft", "is_peft_state_dict", "peft_layers", "peft_options"]

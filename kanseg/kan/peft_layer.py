@@ -109,9 +109,10 @@ class PEFTKANConv(nn.Module):
         freeze_norm: freeze the norm's affine parameters and keep the norm in eval mode (fixed running statistics);
             by default the norm trains as usual.
 
-    New parameters (``None`` when empty): ``extra_weight (C_out_b, I, E, k…)``, ``delta_weight (C_out_b, I, |T|, k…)``
-    and, for families with learnable coefficients (``gram``), ``extra_coefficients (E,)`` and
-    ``delta_coefficients (|T|,)``. ``C_out_b``/``I``: output channels / input channels per group of the basis conv.
+    New parameters (``None`` when empty): ``extra_weight (C_out_b, I, E, k…)``,
+    ``delta_weight (C_out_b, I, |T|, k…)`` and, for families with learnable coefficients (``gram``),
+    ``extra_coefficients (E,)`` and ``delta_coefficients (|T|,)``. ``C_out_b``/``I``: output channels / input channels
+    per group of the basis conv.
     Trainable count: (E + |T|)·C_out_b·I·k^N (+ E + |T| for gram) (+ norm affine) (+ base conv if asked).
 
     Shapes: ``(B, C_in, *S) -> (B, C_out, *S')``, as the wrapped layer.
@@ -154,7 +155,7 @@ class PEFTKANConv(nn.Module):
         self.train(conv.training)
 
     @classmethod
-    def wrap(cls, conv: KANConv, **options) -> "PEFTKANConv":
+    def wrap(cls, conv: KANConv, **options) -> PEFTKANConv:
         """``PEFTKANConv(conv, **options)``."""
         return cls(conv, **options)
 
@@ -200,7 +201,7 @@ class PEFTKANConv(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.func.functional_call(self._view, self.fused_tensors(), (x,), strict=False)
 
-    def train(self, mode: bool = True) -> "PEFTKANConv":
+    def train(self, mode: bool = True) -> PEFTKANConv:
         super().train(mode)
         self._view.training = mode  # its own (meta) basis parts are not submodules; nothing in them reads it
         if self.freeze_norm:

@@ -8,7 +8,7 @@ from kanseg.checkpoint import build_model, load_checkpoint
 from kanseg.cli import main
 from kanseg.kan import KANConv
 from kanseg.kan.peft import peft_layers
-from tests.engine.conftest import demo_root  # noqa: F401  (fixture)
+from tests.engine.conftest import demo_root  # noqa: F401  (the fixture)
 
 
 def kanseg(capsys, *args):
@@ -18,14 +18,14 @@ def kanseg(capsys, *args):
     return exit_info.value.code or 0, out.out, out.err
 
 
-def _train_args(demo_root, out, *extra):
-    return ["train", "--dataset", "demo", "--data-root", demo_root, "--model", "unet-gram", "--image-size", 32,
+def _train_args(root, out, *extra):
+    return ["train", "--dataset", "demo", "--data-root", root, "--model", "unet-gram", "--image-size", 32,
             "--set", "model.kwargs={base_width: 4, depth: 2}", "--epochs", 1, "--batch-size", 8, "--device", "cpu",
             "--out", out, *extra]
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory, demo_root):  # noqa: F811
+def runs(tmp_path_factory, demo_root):  # noqa: F811  (the fixture)
     root = tmp_path_factory.mktemp("peft-runs")
     for args in (_train_args(demo_root, root / "pre"),
                  _train_args(demo_root, root / "ft", "--init-from", root / "pre" / "best.pt",

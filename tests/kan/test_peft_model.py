@@ -7,11 +7,18 @@ from torch import nn
 
 from kanseg.errors import KansegError
 from kanseg.kan import KANConv
-from kanseg.kan.peft import (PEFTKANConv, apply_peft, check_plain_state_dict, count_parameters, fuse_peft,
-                             peft_layers, peft_options)
+from kanseg.kan.peft import (
+    PEFTKANConv,
+    apply_peft,
+    check_plain_state_dict,
+    count_parameters,
+    fuse_peft,
+    peft_layers,
+    peft_options,
+)
 from kanseg.models import create_model
 
-TINY = dict(depth=2, base_width=4, in_channels=1, out_channels=2)
+TINY = {"depth": 2, "base_width": 4, "in_channels": 1, "out_channels": 2}
 
 
 def _randomise_new(model, seed=1):

@@ -1,16 +1,15 @@
 """The Triton expansion kernels (interpreter on CPU, real kernels on a GPU) on a PEFT layer's fused tensors: values and
 gradients of the new parameters equal the eager path. One tiny case: the interpreter is slow."""
 
+import sys
+
+import torch
+
+from kanseg import kernels
+from kanseg.kan import create_kan_conv
+from kanseg.kan.peft import PEFTKANConv
+from kanseg.kernels.expand_conv import call_with
 from tests.kernels.interpreter import DEVICE  # first: switches the Triton interpreter on
-
-import sys  # noqa: E402
-
-import torch  # noqa: E402
-
-from kanseg import kernels  # noqa: E402
-from kanseg.kan import create_kan_conv  # noqa: E402
-from kanseg.kan.peft import PEFTKANConv  # noqa: E402
-from kanseg.kernels.expand_conv import call_with  # noqa: E402
 
 
 def _branch(view, x, backend):
@@ -34,7 +33,8 @@ def test_triton_backend_on_peft_layer():
     for backend in (None, "triton"):
         xr = x.clone().requires_grad_()
         tensors = peft.fused_tensors()
-        y = call_with(peft._view, lambda view, z: _branch(view, z, backend), list(tensors), list(tensors.values()), xr)
+        y = call_with(peft._view, lambda view, z, backend=backend: _branch(view, z, backend), list(tensors),
+                      list(tensors.values()), xr)
         grads = torch.autograd.grad(y, [xr, *new], torch.ones_like(y))
         results.append([y.detach(), *grads])
     assert "kanseg.kernels.triton_expand" in sys.modules  # the Triton kernels ran
