@@ -10,6 +10,7 @@ Format (``format == "kanseg-checkpoint-v1"``)::
       "preprocessing": {...},          # JSON-like dict from the dataset; all that inference needs
                                        # (multi-class: "classes" names and on-disk "label_values")
       "state_dict": {...},             # model weights
+      "peft": {...},                   # optional: kanseg.kan.peft options (+ "fused": true when written fused)
       "epoch": int, "metrics": {...},  # optional
       ...                              # training state (optimizer, scheduler, scaler, rng) in last.pt
     }
@@ -116,5 +117,17 @@ def build_model(ckpt: dict[str, Any], source: str | os.PathLike = "checkpoint") 
 
     spec = ckpt["model"]
     model = create_model(spec["name"], **spec["kwargs"])
+    if ckpt.get("peft"):  # fine-tuned with kanseg.kan.peft: wrap (and fuse, for a fused checkpoint) before loading
+        from kanseg.kan.peft import apply_peft, fuse_peft
+
+        options = dict(ckpt["peft"])
+        fused = options.pop("fused", False)
+        apply_peft(model, **options)
+        if fused:
+            fuse_peft(model)
+    else:
+        from kanseg.kan.peft import check_plain_state_dict
+
+        check_plain_state_dict(ckpt["state_dict"], model)
     load_weights(model, ckpt["state_dict"], spec["name"], source)
     return model.eval()

@@ -66,6 +66,20 @@ class OptimConfig(_Section):
     grad_clip: float | None = Field(None, gt=0)
 
 
+class PeftConfig(_Section):
+    """Parameter-efficient fine-tuning of the KAN convs (:mod:`kanseg.kan.peft`); on when ``extra_degrees`` > 0 or
+    ``trainable_degrees`` is set, usually with ``init_from`` a trained checkpoint."""
+
+    extra_degrees: int = Field(0, ge=0)
+    trainable_degrees: list[int] = Field(default_factory=list)
+    finetune_base: bool = False
+    freeze_norm: bool = False
+
+    @property
+    def enabled(self) -> bool:
+        return self.extra_degrees > 0 or bool(self.trainable_degrees)
+
+
 class TrainConfig(_Section):
     """Everything a training run needs; ``config.yaml`` in a run directory is one of these."""
 
@@ -73,6 +87,8 @@ class TrainConfig(_Section):
     model: ModelConfig = Field(default_factory=ModelConfig)
     loss: LossConfig = Field(default_factory=LossConfig)
     optim: OptimConfig = Field(default_factory=OptimConfig)
+    peft: PeftConfig = Field(default_factory=PeftConfig)
+    init_from: str | None = None  # a checkpoint whose weights the new run starts from (fine-tuning)
     epochs: int = Field(100, ge=1)
     batch_size: int = Field(8, ge=1)
     seed: int = 0

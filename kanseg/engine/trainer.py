@@ -37,6 +37,7 @@ from kanseg.engine.distributed import (
     init_distributed, shutdown,
 )
 from kanseg.engine.evaluate import autocast, evaluate_dataset
+from kanseg.engine.finetune import prepare_finetuning
 from kanseg.engine.runlog import RunLog, read_json, write_json
 from kanseg.engine.seeding import epoch_seed, rng_state, seed_everything, set_rng_state
 from kanseg.errors import Interrupted, KansegError
@@ -237,7 +238,9 @@ def _set_up(cfg: TrainConfig, resume: Path | None, stop_after: int | None, ctx: 
     train_ds, val_ds = data["train"], data["val"]
     seed_everything(cfg.seed)
     kwargs = setup.model_kwargs(cfg, train_ds)
-    model = setup.make_model(cfg, kwargs).to(ctx.device)
+    model = setup.make_model(cfg, kwargs)
+    peft = prepare_finetuning(cfg, model, kwargs, resumed=resume is not None)  # init_from, PEFT wrap
+    model = model.to(ctx.device)
     loss_fn, optimizer, scheduler, scaler = setup.build_training(cfg, model, ctx.device)
 
     start_epoch, best_epoch, best_value = 0, 0, -math.inf
@@ -256,12 +259,18 @@ def _set_up(cfg: TrainConfig, resume: Path | None, stop_after: int | None, ctx: 
              f"{ctx.world_size} process(es) on {ctx.device}, run dir {run_dir}")
     if note:
         log.info(f"note: {note}")
+    if peft:
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        log.info(f"PEFT {peft} from {cfg.init_from or 'random weights'}: {trainable / 1e6:.3f} M trainable, "
+                 f"{(n_params - trainable) / 1e6:.3f} M frozen parameters")
 
     net = DistributedDataParallel(model) if ctx.enabled else model
     sampler = DistributedSampler(train_ds, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True, seed=cfg.seed)
     loader = DataLoader(train_ds, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.data.num_workers,
                         drop_last=len(sampler) > cfg.batch_size, pin_memory=ctx.device.type == "cuda")
     info = dict(model_name=cfg.model.name, model_kwargs=kwargs, preprocessing=train_ds.preprocessing)
+    if peft:
+        info["peft"] = peft
     if cfg.data.patch_size:  # 3D patch training: predict uses the same window by default
         info["patch_size"] = [int(s) for s in cfg.data.patch_size]
     end_epoch = cfg.epochs if stop_after is None else min(cfg.epochs, start_epoch + stop_after)
