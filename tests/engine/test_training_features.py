@@ -140,3 +140,18 @@ def test_tensorboard_missing_is_a_one_line_error(tiny_config, tmp_path, monkeypa
                                           r"pip install 'kanseg\[tensorboard\]'$"):
         train(tiny_config(out, epochs=1, tensorboard=True))
     assert not out.exists()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="fp16 GradScaler needs CUDA")
+def test_fp16_gradient_accumulation_scales_once_per_step(tiny_config, tmp_path):
+    """fp16: each accumulated loss is scaled, the optimiser step unscales the summed gradient once; its first
+    step's gradient is that of one whole batch (fp16 rounding aside)."""
+    runs = {}
+    for name, overrides in [("plain", {"batch_size": 4}), ("acc2", {"batch_size": 2, "optim.accumulate": 2})]:
+        runs[name] = StepRecorder()
+        _train(tiny_config(tmp_path / name, epochs=1, val_every=5, amp="fp16", device="cuda", **overrides), None,
+               None, DistributedContext(device=torch.device("cuda")), callbacks=[runs[name]])
+    assert runs["acc2"].stepped == [False, True] * 6
+    assert load_checkpoint(tmp_path / "acc2" / "last.pt")["scaler"]["scale"] > 0
+    for accumulated, whole in zip(runs["acc2"].grads, runs["plain"].grads, strict=True):
+        torch.testing.assert_close(accumulated, whole, rtol=5e-2, atol=1e-3, equal_nan=True)
