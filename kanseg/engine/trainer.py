@@ -211,8 +211,7 @@ def _set_up(cfg: TrainConfig, resume: Path | None, stop_after: int | None, ctx: 
     seed_everything(cfg.seed)
     kwargs = setup.model_kwargs(cfg, train_ds)
     model = setup.make_model(cfg, kwargs).to(ctx.device)
-    loss_fn, optimizer, scheduler, scaler = setup.build_training(cfg, model, ctx.device,
-                                                                       kwargs["out_channels"])
+    loss_fn, optimizer, scheduler, scaler = setup.build_training(cfg, model, ctx.device, kwargs["out_channels"])
 
     start_epoch, best_epoch, best_value, callback_states = 0, 0, -math.inf, {}
     if resume is not None:

@@ -4,7 +4,7 @@ against the MONAI / torch calls written out by hand."""
 import pytest
 import torch
 import torch.nn.functional as F
-from monai.losses import DiceLoss, FocalLoss, TverskyLoss
+from monai.losses import DiceLoss, FocalLoss
 
 from kanseg.config import load_config
 from kanseg.engine.losses import build_loss, deep_supervision_weights

@@ -84,11 +84,11 @@ def test_new_options_default_off():
 
 
 @pytest.mark.parametrize("key,value,message", [
-    ("early_stop.patience", -1, "invalid value for 'early_stop.patience' in command-line flags: Input should be "
-                                "greater than or equal to 1"),
+    ("early_stop.patience", -1, ("invalid value for 'early_stop.patience' in command-line flags: Input should be "
+                                 "greater than or equal to 1")),
     ("early_stop.min_delta", -0.1, "invalid value for 'early_stop.min_delta'"),
-    ("optim.scheduler", "step", "invalid value for 'optim.scheduler' in command-line flags: Input should be "
-                                "'cosine', 'poly' or 'none'"),
+    ("optim.scheduler", "step", ("invalid value for 'optim.scheduler' in command-line flags: Input should be "
+                                 "'cosine', 'poly' or 'none'")),
     ("optim.warmup_epochs", -2, "invalid value for 'optim.warmup_epochs'"),
     ("optim.accumulate", 0, "invalid value for 'optim.accumulate'"),
     ("optim.ema_decay", 1.0, "invalid value for 'optim.ema_decay'.*less than 1"),
