@@ -101,5 +101,5 @@ def test_later_settings_leave_default_fingerprints_alone():
     assert run_digest(load_config(None, {"data.dataset": "demo", "tensorboard": True})) == run_digest(base)
     changed = load_config(None, {"data.dataset": "demo", "optim.accumulate": 2, "early_stop.patience": 5})
     assert run_fingerprint(changed)["optim"]["accumulate"] == 2 and run_fingerprint(changed)["early_stop"] == {
-        "patience": 5, "min_delta": 0.0}
+        "patience": 5}  # min_delta left at its default
     assert run_digest(changed) != run_digest(base)
