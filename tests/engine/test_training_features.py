@@ -155,3 +155,33 @@ def test_fp16_gradient_accumulation_scales_once_per_step(tiny_config, tmp_path):
     assert load_checkpoint(tmp_path / "acc2" / "last.pt")["scaler"]["scale"] > 0
     for accumulated, whole in zip(runs["acc2"].grads, runs["plain"].grads, strict=True):
         torch.testing.assert_close(accumulated, whole, rtol=5e-2, atol=1e-3, equal_nan=True)
+
+
+@pytest.fixture(scope="module")
+def multiclass_root(tmp_path_factory):
+    from kanseg.data import generate_synthetic
+
+    return generate_synthetic("multiclass2d", tmp_path_factory.mktemp("mc") / "data", n_cases=16, seed=0)
+
+
+@pytest.mark.parametrize("loss", [
+    {"loss.name": "dice-focal", "loss.class_weights": [0.2, 1.0, 2.0]},
+    {"loss.name": "bce", "loss.class_weights": [0.5, 1.0, 1.0], "loss.include_background": True},
+    {"loss.name": "tversky", "loss.tversky_alpha": 0.3, "loss.tversky_beta": 0.7},
+], ids=["dice-focal-weighted", "ce-weighted", "tversky"])
+def test_multiclass_losses_train(multiclass_root, tmp_path, loss):
+    cfg = load_config(None, {"data.dataset": str(multiclass_root / "dataset.json"), "data.image_size": 32,
+                             "model.name": "unet-conv", "model.kwargs": {"base_width": 4, "depth": 2},
+                             "batch_size": 4, "epochs": 1, "device": "cpu", "out": str(tmp_path / "run"), **loss})
+    (record,) = train(cfg).history
+    assert np.isfinite(record["train_loss"]) and 0 <= record["val"]["dice"] <= 1
+
+
+def test_class_weights_must_match_the_classes(multiclass_root, tmp_path):
+    out = tmp_path / "run"
+    cfg = load_config(None, {"data.dataset": str(multiclass_root / "dataset.json"), "data.image_size": 32,
+                             "model.name": "unet-conv", "model.kwargs": {"base_width": 4, "depth": 2}, "epochs": 1,
+                             "device": "cpu", "out": str(out), "loss.class_weights": [1.0, 2.0]})
+    with pytest.raises(KansegError, match="loss.class_weights has 2 values; this model has 3 classes"):
+        train(cfg)
+    assert not out.exists()
