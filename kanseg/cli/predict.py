@@ -59,11 +59,14 @@ def predict_cmd(
     per class in 2D, one 4D NIfTI in 3D) and NAME_overlay.png on request. A bad file gets one error line and the others
     go on; the exit code is 2 when any input failed.
     """
-    from kanseg.inference import PredictionOutcome, predict
+    from kanseg.cli.checks import check_files
 
     roi_size, inputs = parse_roi(roi, inputs)
     if not inputs:
         raise KansegError("no input files given")
+    check_files([checkpoint], "checkpoint")  # before torch and MONAI are imported
+    check_files(inputs, "input")
+    from kanseg.inference import PredictionOutcome, predict
     progress = sys.stderr.isatty()
 
     def report_one(index: int, total: int, outcome: PredictionOutcome) -> None:

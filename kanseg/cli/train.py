@@ -38,6 +38,8 @@ def train_cmd(
     config: Optional[Path] = typer.Option(None, "--config", help="YAML config (e.g. configs/busi.yaml)."),
     data_root: Optional[str] = typer.Option(None, "--data-root", help="Folder holding the dataset."),
     split: Optional[str] = typer.Option(None, "--split", help="Named split: legacy-2981, clean, ..."),
+    fold: Optional[int] = typer.Option(None, "--fold", help="Cross-validation fold 0..4 of the default split "
+                                       "(busi/glas/cvc: clean-fold<k>; dataset.json: fold<k>)."),
     epochs: Optional[int] = typer.Option(None, "--epochs"),
     batch_size: Optional[int] = typer.Option(None, "--batch-size"),
     image_size: Optional[int] = typer.Option(None, "--image-size", help="Resize 2D images to N x N."),
@@ -49,14 +51,14 @@ def train_cmd(
     settings: Optional[list[str]] = typer.Option(None, "--set", help="KEY=VALUE config override, repeatable."),
 ) -> None:
     """Train a model; writes config.yaml, best.pt, last.pt, metrics.jsonl, log.txt, summary.json."""
+    from kanseg.cli.checks import check_training
     from kanseg.config import load_config
-    from kanseg.engine import train
 
     if resume is not None:
-        given = {"--dataset": dataset, "--model": model, "--config": config, "--split": split,
+        given = {"--dataset": dataset, "--model": model, "--config": config, "--split": split, "--fold": fold,
                  "--batch-size": batch_size, "--image-size": image_size, "--seed": seed, "--amp": amp,
                  "--out": out, "--set": settings}
-        extra = [flag for flag, value in given.items() if value]
+        extra = [flag for flag, value in given.items() if value not in (None, [])]
         if extra:
             raise KansegError(f"--resume continues the run's saved config; {', '.join(extra)} cannot change it "
                               "(only --epochs, --device and --data-root may be given)")
@@ -64,8 +66,17 @@ def train_cmd(
             raise KansegError(f"cannot resume: {resume} is not a kanseg run directory (no config.yaml)")
         cfg = load_config(resume / "config.yaml", _overrides(epochs=epochs, device=device, data_root=data_root))
     else:
+        if fold is not None and split is not None:
+            raise KansegError(f"--fold {fold} and --split {split} both choose the split; give one of them")
         cfg = load_config(config, _overrides(dataset, model, data_root, split, epochs, batch_size, image_size,
                                              seed, device, amp, out, settings))
+        if fold is not None:
+            from kanseg.data.names import fold_split
+
+            cfg.data.split = fold_split(cfg.data.dataset, fold)
+    check_training(cfg)  # names and folders, before torch and MONAI are imported
+    from kanseg.engine import train
+
     train(cfg, resume=resume)
 
 
@@ -78,6 +89,9 @@ def evaluate_cmd(
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
 ) -> None:
     """Per-image Dice / IoU / HD95 at native resolution, global and ukan-compat scores -> summary.json."""
+    from kanseg.cli.checks import check_run_dir
+
+    check_run_dir(run)
     from kanseg.config import load_config
     from kanseg.engine import evaluate_run
     from kanseg.engine.runlog import RunLog
@@ -111,18 +125,18 @@ def benchmark_cmd(
     settings: Optional[list[str]] = typer.Option(None, "--set", help="KEY=VALUE config override, repeatable."),
 ) -> None:
     """Train (or reuse) every model x seed, print and save a mean ± std table with params, FLOPs, images/s."""
+    from kanseg.cli.checks import check_dataset, check_models
     from kanseg.config import load_config
-    from kanseg.engine import run_benchmark
 
     names = [m.strip() for m in models.split(",") if m.strip()]
     if seeds < 1:
         raise KansegError(f"--seeds must be at least 1, got {seeds}")
     base = load_config(config, _overrides(dataset, None, data_root, split, epochs, batch_size, image_size,
                                           None, device, amp, None, settings))
-    from kanseg.models import get_preset
+    check_dataset(base.data.dataset, base.data.data_root)
+    check_models(names)  # unknown names fail before any training (and before torch is imported)
+    from kanseg.engine import run_benchmark
 
-    for name in names:
-        get_preset(name)  # unknown names fail before any training
     root = out or Path("runs") / f"benchmark-{Path(dataset).stem if dataset.endswith('.json') else dataset}"
     run_benchmark(base, names, list(range(seeds)), root, subset=subset)
     typer.echo(f"table: {root / 'benchmark.md'}  data: {root / 'benchmark.json'}")
