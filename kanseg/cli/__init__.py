@@ -85,8 +85,7 @@ def main(argv: list[str] | None = None) -> None:
             raise
         typer.echo(f"error: {message}", err=True)
         sys.exit(KansegError.exit_code)
-    if isinstance(code, int) and code:  # typer.Exit(n) inside a command
-        sys.exit(code)
+    sys.exit(code if isinstance(code, int) else 0)  # as click's standalone mode: typer.Exit(n) -> n
 
 
 def _worker_kanseg_error(err: BaseException) -> str | None:
