@@ -18,7 +18,13 @@ from pathlib import Path
 
 from kanseg.data.manifests import FORMAT
 from kanseg.data.splits import (
-    N_FOLDS, contiguous_blocks, cross_validation, equal_blocks, legacy_split, stratified_folds, ukan_sorted,
+    N_FOLDS,
+    contiguous_blocks,
+    cross_validation,
+    equal_blocks,
+    legacy_split,
+    stratified_folds,
+    ukan_sorted,
 )
 
 REPO = Path(__file__).resolve().parents[1]

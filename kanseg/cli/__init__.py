@@ -3,8 +3,10 @@
 Each command group lives in its own module and registers itself on :data:`app`:
 ``models`` (kanseg.cli.models), ``data`` (kanseg.cli.data), ``train/evaluate/benchmark/demo``
 (kanseg.cli.train), ``predict`` (kanseg.cli.predict). Errors derived from
-:class:`kanseg.errors.KansegError` become one ``error: ...`` line and exit code 2, and so do usage errors (unknown flag, bad value); Ctrl-C during
-``train``, ``predict`` or ``benchmark`` one ``interrupted: ...`` line (what was done, how to go on) and 130.
+:class:`kanseg.errors.KansegError` become one ``error: ...`` line and exit code 2, and so do usage errors
+(unknown flag, bad value); Ctrl-C during ``train``, ``predict`` or ``benchmark`` one ``interrupted: ...`` line
+(what was done, how to go on) and 130. Names and paths are checked (:mod:`kanseg.cli.checks`) before torch or
+MONAI is imported, so such errors take well under a second.
 """
 
 from __future__ import annotations

@@ -156,7 +156,7 @@ def demo_cmd(
     epochs: int = typer.Option(8, "--epochs"),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
 ) -> None:
-    """Out of the box: generate data, train a small KAN U-Net, evaluate it, predict one image."""
+    """Out of the box: generate data, train a small KAN U-Net, evaluate it, show its median test case."""
     import time
 
     from kanseg.config import load_config
@@ -173,7 +173,7 @@ def demo_cmd(
     result = train(cfg)
     test = evaluate_run(result.run_dir, subset="test", device=device, log=RunLog(None))
     typer.echo(format_report(test["report"], "test set:"))
-    predictions = _predict_one(result.run_dir, cfg, result.run_dir / "predictions")
+    predictions = _show_median_case(result.run_dir, cfg, test["cases"], result.run_dir / "predictions")
     typer.echo(f"\ndone in {time.perf_counter() - started:.0f} s. Where everything is:")
     for what, path in [("data", data_root), ("run directory", result.run_dir),
                        ("best checkpoint", result.run_dir / "best.pt"), ("epoch metrics", result.run_dir / "metrics.jsonl"),
@@ -182,14 +182,32 @@ def demo_cmd(
     typer.echo(f"next: kanseg predict --checkpoint {result.run_dir / 'best.pt'} YOUR_IMAGES --out predictions/")
 
 
-def _predict_one(run_dir: Path, cfg, out_dir: Path) -> list[tuple[str, Path]]:
-    """Predict the first test image with kanseg.inference (mask + overlay); their paths."""
-    from kanseg.engine.setup import build_datasets
-    from kanseg.inference import predict
+def _show_median_case(run_dir: Path, cfg, rows: list[dict], out_dir: Path) -> list[tuple[str, Path]]:
+    """Predict the test case of median Dice (a representative one, not the best or the worst) with
+    kanseg.inference, write ground truth | prediction enlarged to >= 256 px, print its Dice; the paths."""
+    import math
 
-    image = build_datasets(cfg, ("test",))["test"].cases[0].image[0]
+    import cv2
+
+    from kanseg.engine.setup import build_datasets
+    from kanseg.inference import overlays, predict, read_image, write_png
+
+    scored = sorted((r for r in rows if not math.isnan(r["dice"])), key=lambda r: r["dice"])
+    if not scored:
+        raise KansegError("demo: no test case has a Dice score")
+    row = scored[len(scored) // 2]
+    dataset = build_datasets(cfg, ("test",))["test"]
+    image = dataset.cases[row["index"]].image[0]
     report = predict(run_dir / "best.pt", [image], out_dir, overlay=True, progress=False, device=cfg.device)
     if not report.ok:
         raise KansegError(f"demo prediction failed: {report.failures[0].error}")
     outputs = report.outcomes[0].outputs
-    return [("input image", Path(image))] + [(f"predicted {kind}", Path(p)) for kind, p in outputs.items()]
+    prediction = cv2.imread(str(outputs["mask"]), cv2.IMREAD_UNCHANGED) > 0
+    picture = overlays.comparison(read_image(image), dataset.native_label(row["index"]), prediction,
+                                  titles=("ground truth", f"prediction, Dice {row['dice']:.2f}"))
+    shown = write_png(out_dir / f"{Path(outputs['mask']).name[:-len('_mask.png')]}_median_dice{row['dice']:.2f}.png",
+                      picture)
+    typer.echo(f"\nmedian test case {row['id']!r} (of {len(scored)}): Dice {row['dice']:.3f}, IoU {row['iou']:.3f}; "
+               f"ground truth | prediction, {picture.shape[1]}x{picture.shape[0]} px: {shown}")
+    return [("input image", Path(image)), *((f"predicted {kind}", Path(p)) for kind, p in outputs.items()),
+            ("median case picture", shown)]
