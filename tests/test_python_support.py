@@ -39,7 +39,8 @@ def runs(python: str) -> bool:
 
 def other_pythons() -> list[str]:
     """One interpreter per other minor version among 3.10, 3.12, 3.13: on PATH, else under ``pyenv root``."""
-    root = subprocess.run(["pyenv", "root"], capture_output=True, text=True).stdout.strip() if shutil.which("pyenv") else ""
+    pyenv = shutil.which("pyenv")
+    root = subprocess.run([pyenv, "root"], capture_output=True, text=True).stdout.strip() if pyenv else ""
     found = []
     for minor in (10, 12, 13):
         candidates = [f"python3.{minor}", *sorted(glob.glob(f"{root}/versions/3.{minor}.*/bin/python3.{minor}"))]
