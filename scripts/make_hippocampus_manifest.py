@@ -6,7 +6,8 @@
 Per case: the two files with their sha256 and the volume shape. Split ``clean``: the sorted ids
 permuted once with ``numpy.random.RandomState(0)``; the first 40 are test, the next 20 val, the
 remaining 148 train, frozen as explicit id lists. Use it with ``--split hippocampus`` (the
-manifest's default split) or ``--split hippocampus:clean`` on the dataset.json.
+manifest's default split) or ``--split hippocampus:clean`` on the dataset.json; ``clean-fold<k>`` (k = 0..4) are
+five cross-validation folds over clean's train + val (``kanseg train --fold k``).
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from kanseg.data.generic import open_dataset_json
-from kanseg.data.io import nifti_shape
+from kanseg.data.io import open_nifti
 from kanseg.data.manifests import FORMAT
+from kanseg.data.splits import N_FOLDS, cross_validation, stratified_folds
 
 REPO = Path(__file__).resolve().parents[1]
 SEED, N_TEST, N_VAL = 0, 40, 20
@@ -42,9 +44,13 @@ def main() -> None:
     for case_id in ids:
         case = source.cases[case_id]
         files = {os.path.relpath(p, source.root): sha256(p) for p in (*case.image, *case.label)}
-        cases.append({"id": case_id, "shape": list(nifti_shape(case.image[0])), "files": files})
+        cases.append({"id": case_id, "shape": list(open_nifti(case.image[0])[1]), "files": files})
     order = [ids[i] for i in np.random.RandomState(SEED).permutation(len(ids))]
     test, val, train = order[:N_TEST], order[N_TEST:N_TEST + N_VAL], order[N_TEST + N_VAL:]
+    folds = stratified_folds(train + val, [""] * (len(train) + len(val)), N_FOLDS, SEED)
+    cv = {f"clean-fold{k}": {**entry, "note": f"cross-validation fold {k} of {N_FOLDS} over clean's train + val "
+                                              f"(random, seed {SEED}); test = clean's test set"}
+          for k, entry in enumerate(cross_validation(folds, test))}
     manifest = {
         "format": FORMAT,
         "name": "hippocampus",
@@ -60,7 +66,7 @@ def main() -> None:
         "cases": cases,
         "splits": {"clean": {"train": train, "val": val, "test": test,
                              "note": f"sorted ids permuted with RandomState({SEED}): {len(train)} train / "
-                                     f"{len(val)} val (model selection) / {len(test)} test (report)"}},
+                                     f"{len(val)} val (model selection) / {len(test)} test (report)"}, **cv},
     }
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "hippocampus.json"

@@ -17,7 +17,15 @@ import os
 from pathlib import Path
 
 from kanseg.data.manifests import FORMAT
-from kanseg.data.splits import contiguous_blocks, legacy_split, stratified_folds, ukan_sorted
+from kanseg.data.splits import (
+    N_FOLDS,
+    contiguous_blocks,
+    cross_validation,
+    equal_blocks,
+    legacy_split,
+    stratified_folds,
+    ukan_sorted,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 LEGACY_SEEDS = (2981, 6142, 1187)
@@ -79,21 +87,26 @@ def legacy_splits(ids: list[str], extra: dict[str, list[str]] | None = None) -> 
     return splits
 
 
-def fold_splits(folds: list[list[str]], note: str, extra_folds: dict[str, list[list[str]]] | None = None) -> dict:
-    """Fold 0 = fixed test set; ``clean-fold<k>`` validates on fold k, trains on the other three."""
-
-    def subsets(fs: list[list[str]], k: int) -> dict:
-        train = [i for j, f in enumerate(fs) if j not in (0, k) for i in f]
-        return {"train": train, "val": list(fs[k]), "test": list(fs[0])}
-
+def clean_folds(clean: dict, folds: list[list[str]], how: str, extra_folds: dict[str, list[list[str]]] | None = None
+                ) -> dict:
+    """``clean-fold<k>``, k = 0..4: ``folds`` partition clean's train + val (``how`` says how they were cut);
+    fold k validates, the other four train, clean's test set is kept as it is."""
     splits = {}
-    for k in range(1, len(folds)):
-        entry = {**subsets(folds, k), "note": note.format(k=k)}
+    for k, entry in enumerate(cross_validation(folds, clean["test"])):
+        note = (f"cross-validation fold {k} of {len(folds)} over the {sum(map(len, folds))} train + val cases of "
+                f"'clean' ({how}): validation = fold {k}, training = the other folds, test = clean's test set")
+        others = {key: ids for key, ids in clean.items() if isinstance(ids, list) and key not in entry}  # testA/B
+        splits[f"clean-fold{k}"] = {**entry, **others, "note": note}
         if extra_folds:
-            entry["extra"] = {g: subsets(fs, k) for g, fs in extra_folds.items()}
-        splits[f"clean-fold{k}"] = entry
-    splits["clean"] = {**splits["clean-fold1"], "note": splits["clean-fold1"]["note"] + " (clean = clean-fold1)"}
+            splits[f"clean-fold{k}"]["extra"] = {
+                g: cross_validation(fs, clean["extra"][g]["test"])[k] for g, fs in extra_folds.items()}
     return splits
+
+
+def random_folds(clean: dict, groups: dict[str, str] | None = None) -> list[list[str]]:
+    """Seeded folds of clean's train + val, stratified by ``groups`` (case id -> group) when given."""
+    ids = clean["train"] + clean["val"]
+    return stratified_folds(ids, [(groups or {}).get(i, "") for i in ids], N_FOLDS, CLEAN_SEED)
 
 
 def busi_manifest(facts: Path) -> dict:
@@ -109,13 +122,19 @@ def busi_manifest(facts: Path) -> dict:
     groups = ["benign"] * len(by_class["benign"]) + ["malignant"] * len(by_class["malignant"])
     folds = stratified_folds(lesions, groups, 5, CLEAN_SEED)
     normal_folds = stratified_folds(by_class["normal"], ["normal"] * len(by_class["normal"]), 5, CLEAN_SEED)
-    note = ("clean protocol: 5 class-stratified folds over the 647 benign+malignant cases (seed 0); fold 0 is the "
-            "fixed test set, validation = fold {k}, training = the other three folds")
+    # clean: 5 class-stratified folds of the lesion cases; fold 0 is the fixed test set, fold 1 validation
+    train = [i for f in folds[2:] for i in f]
+    normal = {"train": [i for f in normal_folds[2:] for i in f], "val": normal_folds[1], "test": normal_folds[0]}
+    clean = {"train": train, "val": folds[1], "test": folds[0], "extra": {"normal": normal},
+             "note": "clean protocol: 5 class-stratified folds over the 647 benign+malignant cases (seed 0); fold 0 "
+                     "is the fixed test set, fold 1 validation, folds 2-4 training"}
+    group = {i: g for i, g in zip(lesions, groups)}
     counts = {"cases": len(rows), "images": len(rows), "masks": sum(len(c["files"]) - 1 for c in cases),
               **{c: len(v) for c, v in by_class.items()}, "lesion_cases": len(lesions)}
     return {"counts": counts, "cases": cases, "splits": {
-        **legacy_splits(lesions, {"normal": by_class["normal"]}),
-        **fold_splits(folds, note, {"normal": normal_folds}),
+        **legacy_splits(lesions, {"normal": by_class["normal"]}), "clean": clean,
+        **clean_folds(clean, random_folds(clean, group), "class-stratified, seed 0",
+                      {"normal": random_folds(normal)}),
     }}
 
 
@@ -132,7 +151,8 @@ def glas_manifest() -> dict:
                      "official test A + test B, report A and B separately"}
     counts = {"cases": 165, "images": 165, "masks": 165, "train": 85, "testA": 60, "testB": 20}
     return {"counts": counts, "cases": cases, "extra_files": ["Grade.csv"],
-            "splits": {**legacy_splits(names), "clean": clean}}
+            "splits": {**legacy_splits(names), "clean": clean,
+                       **clean_folds(clean, random_folds(clean), "random, seed 0")}}
 
 
 def cvc_manifest(facts: Path) -> dict:
@@ -152,7 +172,9 @@ def cvc_manifest(facts: Path) -> dict:
                      "neighbouring frames are near-duplicates, so random frame splits leak"}
     counts = {"cases": len(rows), "images": len(rows), "masks": len(rows)}
     return {"counts": counts, "cases": cases, "variants": ["tif", "png"],
-            "splits": {**legacy_splits(ids), "clean": clean}}
+            "splits": {**legacy_splits(ids), "clean": clean,
+                       **clean_folds(clean, equal_blocks(train + val, N_FOLDS),
+                                     "contiguous frame blocks, as neighbouring frames are near-duplicates")}}
 
 
 def write(out: Path, name: str, body: dict) -> Path:

@@ -3,8 +3,10 @@
 Each command group lives in its own module and registers itself on :data:`app`:
 ``models`` (kanseg.cli.models), ``data`` (kanseg.cli.data), ``peft`` (kanseg.cli.peft), ``train/evaluate/benchmark/demo``
 (kanseg.cli.train), ``predict`` (kanseg.cli.predict). Errors derived from
-:class:`kanseg.errors.KansegError` become one ``error: ...`` line and exit code 2; Ctrl-C during
-``train``, ``predict`` or ``benchmark`` one ``interrupted: ...`` line (what was done, how to go on) and 130.
+:class:`kanseg.errors.KansegError` become one ``error: ...`` line and exit code 2, and so do usage errors
+(unknown flag, bad value); Ctrl-C during ``train``, ``predict`` or ``benchmark`` one ``interrupted: ...`` line
+(what was done, how to go on) and 130. Names and paths are checked (:mod:`kanseg.cli.checks`) before torch or
+MONAI is imported, so such errors take well under a second.
 """
 
 from __future__ import annotations
@@ -53,8 +55,23 @@ _register()
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``kanseg`` console script."""
+    # click's exception classes, whether typer uses click or its own copy of it (typer >= 0.25)
+    click_errors = {cls.__name__: cls for cls in typer.BadParameter.__mro__}
     try:
-        app(args=argv, standalone_mode=True)
+        code = app(args=argv, standalone_mode=False)
+    except click_errors["UsageError"] as err:
+        if type(err).__name__ == "NoArgsIsHelpError":  # `kanseg data` alone: its help, as before
+            err.show()
+        else:  # bad flag, bad value, missing option: one line, no box
+            where = f" (see '{err.ctx.command_path} --help')" if err.ctx is not None else ""
+            typer.echo(f"error: {err.format_message()}{where}", err=True)
+        sys.exit(err.exit_code)
+    except click_errors["ClickException"] as err:
+        typer.echo(f"error: {err.format_message()}", err=True)
+        sys.exit(err.exit_code)
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        sys.exit(1)
     except Interrupted as err:
         if str(err):
             typer.echo(f"interrupted: {err}", err=True)
@@ -70,6 +87,7 @@ def main(argv: list[str] | None = None) -> None:
             raise
         typer.echo(f"error: {message}", err=True)
         sys.exit(KansegError.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)  # as click's standalone mode: typer.Exit(n) -> n
 
 
 def _worker_kanseg_error(err: BaseException) -> str | None:

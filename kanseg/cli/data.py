@@ -41,6 +41,9 @@ def verify_command(
 
     Exit code 0 only if the copy is usable for kanseg's splits.
     """
+    from kanseg.cli.checks import check_dataset
+
+    check_dataset(dataset, data_root)  # before MONAI is imported
     from kanseg.data.verify import verify
 
     report = verify(dataset, data_root, checksums=checksums, progress=_progress("verify"))
@@ -56,6 +59,9 @@ def prepare_command(
     image_size: int = typer.Option(None, "--image-size", help="Side length (default: the dataset's)."),
 ) -> None:
     """Cache resized images and masks so training skips decoding and resizing."""
+    from kanseg.cli.checks import check_dataset
+
+    check_dataset(dataset, data_root)  # before MONAI is imported
     from kanseg.data.verify import prepare
 
     folder, count = prepare(dataset, data_root, image_size=image_size, progress=_progress("prepare"))

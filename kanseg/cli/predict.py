@@ -33,10 +33,25 @@ def parse_roi(roi: str | None, inputs: list[str]) -> tuple[int | tuple[int, ...]
     return (int(sizes[0]) if len(sizes) == 1 else tuple(int(s) for s in sizes)), rest  # one size: every axis
 
 
+CHECKPOINT_SUFFIXES = (".pt", ".pth")
+
+
+def split_checkpoints(checkpoints: list[Path], inputs: list[str]) -> tuple[list[Path], list[str]]:
+    """Checkpoints from ``--checkpoint`` and the input list.
+
+    ``--checkpoint a.pt b.pt c.pt`` (an ensemble) leaves ``b.pt c.pt`` among the inputs, like ``--roi 256 256``;
+    a ``.pt`` / ``.pth`` file can only be a checkpoint (inputs are images and NIfTI volumes). ``--checkpoint``
+    may also be repeated.
+    """
+    extra = [Path(item) for item in inputs if Path(item).suffix.lower() in CHECKPOINT_SUFFIXES]
+    return [*checkpoints, *extra], [item for item in inputs if Path(item).suffix.lower() not in CHECKPOINT_SUFFIXES]
+
+
 @app.command("predict")
 def predict_cmd(
     inputs: list[str] = typer.Argument(..., help="Image / NIfTI files or folders (searched recursively)."),
-    checkpoint: Path = typer.Option(..., "--checkpoint", "-c", help="A checkpoint, e.g. RUN_DIR/best.pt."),
+    checkpoint: list[Path] = typer.Option(..., "--checkpoint", "-c", help="A checkpoint, e.g. RUN_DIR/best.pt; "
+                                          "several (a.pt b.pt ...) make an ensemble: probabilities averaged."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
     roi: str = typer.Option(None, "--roi", help="Window size: 256 256 (2D), 96 96 96 (3D). "
                             "Default: the checkpoint's patch / image size."),
@@ -57,13 +72,18 @@ def predict_cmd(
     Writes NAME_mask.png (2D, 0/255; multi-class: the dataset's label values) or NAME_mask.nii.gz
     (3D, uint8 with the input's affine and header), plus NAME_prob.* (multi-class: NAME_prob_CLASS.png
     per class in 2D, one 4D NIfTI in 3D) and NAME_overlay.png on request. A bad file gets one error line and the others
-    go on; the exit code is 2 when any input failed.
+    go on; the exit code is 2 when any input failed. Models of C > 1 input channels take nnU-Net channel files:
+    CASE_0000 ... CASE_{C-1} (same folder and suffix) are one case CASE.
     """
-    from kanseg.inference import PredictionOutcome, predict
+    from kanseg.cli.checks import check_files
 
     roi_size, inputs = parse_roi(roi, inputs)
+    checkpoints, inputs = split_checkpoints(checkpoint, inputs)
     if not inputs:
         raise KansegError("no input files given")
+    check_files(checkpoints, "checkpoint")  # before torch and MONAI are imported
+    check_files(inputs, "input")
+    from kanseg.inference import PredictionOutcome, predict
     progress = sys.stderr.isatty()
 
     def report_one(index: int, total: int, outcome: PredictionOutcome) -> None:
@@ -72,8 +92,10 @@ def predict_cmd(
         elif not progress:  # plain log lines when there is no progress bar (CI, files)
             typer.echo(f"[{index}/{total}] {outcome.source} -> {outcome.outputs['mask']} ({outcome.seconds:.1f}s)")
 
+    if len(checkpoints) > 1:
+        typer.echo(f"ensemble of {len(checkpoints)} checkpoints: probabilities averaged", err=True)
     report = predict(
-        checkpoint,
+        checkpoints,
         inputs,
         out,
         save_probabilities=save_probabilities,

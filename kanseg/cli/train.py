@@ -38,6 +38,8 @@ def train_cmd(
     config: Optional[Path] = typer.Option(None, "--config", help="YAML config (e.g. configs/busi.yaml)."),
     data_root: Optional[str] = typer.Option(None, "--data-root", help="Folder holding the dataset."),
     split: Optional[str] = typer.Option(None, "--split", help="Named split: legacy-2981, clean, ..."),
+    fold: Optional[int] = typer.Option(None, "--fold", help="Cross-validation fold 0..4 of the default split "
+                                       "(busi/glas/cvc: clean-fold<k>; dataset.json: fold<k>)."),
     epochs: Optional[int] = typer.Option(None, "--epochs"),
     batch_size: Optional[int] = typer.Option(None, "--batch-size"),
     image_size: Optional[int] = typer.Option(None, "--image-size", help="Resize 2D images to N x N."),
@@ -51,14 +53,14 @@ def train_cmd(
                                              "(fine-tuning; add --set peft.extra_degrees=1 for PEFT)."),
 ) -> None:
     """Train a model; writes config.yaml, best.pt, last.pt, metrics.jsonl, log.txt, summary.json."""
+    from kanseg.cli.checks import check_training
     from kanseg.config import load_config
-    from kanseg.engine import train
 
     if resume is not None:
-        given = {"--dataset": dataset, "--model": model, "--config": config, "--split": split,
+        given = {"--dataset": dataset, "--model": model, "--config": config, "--split": split, "--fold": fold,
                  "--batch-size": batch_size, "--image-size": image_size, "--seed": seed, "--amp": amp,
                  "--out": out, "--set": settings, "--init-from": init_from}
-        extra = [flag for flag, value in given.items() if value]
+        extra = [flag for flag, value in given.items() if value not in (None, [])]
         if extra:
             raise KansegError(f"--resume continues the run's saved config; {', '.join(extra)} cannot change it "
                               "(only --epochs, --device and --data-root may be given)")
@@ -66,9 +68,18 @@ def train_cmd(
             raise KansegError(f"cannot resume: {resume} is not a kanseg run directory (no config.yaml)")
         cfg = load_config(resume / "config.yaml", _overrides(epochs=epochs, device=device, data_root=data_root))
     else:
+        if fold is not None and split is not None:
+            raise KansegError(f"--fold {fold} and --split {split} both choose the split; give one of them")
         cfg = load_config(config, {**_overrides(dataset, model, data_root, split, epochs, batch_size, image_size,
                                                 seed, device, amp, out, settings),
                                    "init_from": str(init_from) if init_from is not None else None})
+        if fold is not None:
+            from kanseg.data.names import fold_split
+
+            cfg.data.split = fold_split(cfg.data.dataset, fold)
+    check_training(cfg)  # names and folders, before torch and MONAI are imported
+    from kanseg.engine import train
+
     train(cfg, resume=resume)
 
 
@@ -81,6 +92,9 @@ def evaluate_cmd(
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
 ) -> None:
     """Per-image Dice / IoU / HD95 at native resolution, global and ukan-compat scores -> summary.json."""
+    from kanseg.cli.checks import check_run_dir
+
+    check_run_dir(run)
     from kanseg.config import load_config
     from kanseg.engine import evaluate_run
     from kanseg.engine.runlog import RunLog
@@ -114,18 +128,18 @@ def benchmark_cmd(
     settings: Optional[list[str]] = typer.Option(None, "--set", help="KEY=VALUE config override, repeatable."),
 ) -> None:
     """Train (or reuse) every model x seed, print and save a mean ± std table with params, FLOPs, images/s."""
+    from kanseg.cli.checks import check_dataset, check_models
     from kanseg.config import load_config
-    from kanseg.engine import run_benchmark
 
     names = [m.strip() for m in models.split(",") if m.strip()]
     if seeds < 1:
         raise KansegError(f"--seeds must be at least 1, got {seeds}")
     base = load_config(config, _overrides(dataset, None, data_root, split, epochs, batch_size, image_size,
                                           None, device, amp, None, settings))
-    from kanseg.models import get_preset
+    check_dataset(base.data.dataset, base.data.data_root)
+    check_models(names)  # unknown names fail before any training (and before torch is imported)
+    from kanseg.engine import run_benchmark
 
-    for name in names:
-        get_preset(name)  # unknown names fail before any training
     root = out or Path("runs") / f"benchmark-{Path(dataset).stem if dataset.endswith('.json') else dataset}"
     run_benchmark(base, names, list(range(seeds)), root, subset=subset)
     typer.echo(f"table: {root / 'benchmark.md'}  data: {root / 'benchmark.json'}")
@@ -145,7 +159,7 @@ def demo_cmd(
     epochs: int = typer.Option(8, "--epochs"),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
 ) -> None:
-    """Out of the box: generate data, train a small KAN U-Net, evaluate it, predict one image."""
+    """Out of the box: generate data, train a small KAN U-Net, evaluate it, show its median test case."""
     import time
 
     from kanseg.config import load_config
@@ -162,7 +176,7 @@ def demo_cmd(
     result = train(cfg)
     test = evaluate_run(result.run_dir, subset="test", device=device, log=RunLog(None))
     typer.echo(format_report(test["report"], "test set:"))
-    predictions = _predict_one(result.run_dir, cfg, result.run_dir / "predictions")
+    predictions = _show_median_case(result.run_dir, cfg, test["cases"], result.run_dir / "predictions")
     typer.echo(f"\ndone in {time.perf_counter() - started:.0f} s. Where everything is:")
     for what, path in [("data", data_root), ("run directory", result.run_dir),
                        ("best checkpoint", result.run_dir / "best.pt"), ("epoch metrics", result.run_dir / "metrics.jsonl"),
@@ -171,14 +185,32 @@ def demo_cmd(
     typer.echo(f"next: kanseg predict --checkpoint {result.run_dir / 'best.pt'} YOUR_IMAGES --out predictions/")
 
 
-def _predict_one(run_dir: Path, cfg, out_dir: Path) -> list[tuple[str, Path]]:
-    """Predict the first test image with kanseg.inference (mask + overlay); their paths."""
-    from kanseg.engine.setup import build_datasets
-    from kanseg.inference import predict
+def _show_median_case(run_dir: Path, cfg, rows: list[dict], out_dir: Path) -> list[tuple[str, Path]]:
+    """Predict the test case of median Dice (a representative one, not the best or the worst) with
+    kanseg.inference, write ground truth | prediction enlarged to >= 256 px, print its Dice; the paths."""
+    import math
 
-    image = build_datasets(cfg, ("test",))["test"].cases[0].image[0]
+    import cv2
+
+    from kanseg.engine.setup import build_datasets
+    from kanseg.inference import overlays, predict, read_image, write_png
+
+    scored = sorted((r for r in rows if not math.isnan(r["dice"])), key=lambda r: r["dice"])
+    if not scored:
+        raise KansegError("demo: no test case has a Dice score")
+    row = scored[len(scored) // 2]
+    dataset = build_datasets(cfg, ("test",))["test"]
+    image = dataset.cases[row["index"]].image[0]
     report = predict(run_dir / "best.pt", [image], out_dir, overlay=True, progress=False, device=cfg.device)
     if not report.ok:
         raise KansegError(f"demo prediction failed: {report.failures[0].error}")
     outputs = report.outcomes[0].outputs
-    return [("input image", Path(image))] + [(f"predicted {kind}", Path(p)) for kind, p in outputs.items()]
+    prediction = cv2.imread(str(outputs["mask"]), cv2.IMREAD_UNCHANGED) > 0
+    picture = overlays.comparison(read_image(image), dataset.native_label(row["index"]), prediction,
+                                  titles=("ground truth", f"prediction, Dice {row['dice']:.2f}"))
+    shown = write_png(out_dir / f"{Path(outputs['mask']).name[:-len('_mask.png')]}_median_dice{row['dice']:.2f}.png",
+                      picture)
+    typer.echo(f"\nmedian test case {row['id']!r} (of {len(scored)}): Dice {row['dice']:.3f}, IoU {row['iou']:.3f}; "
+               f"ground truth | prediction, {picture.shape[1]}x{picture.shape[0]} px: {shown}")
+    return [("input image", Path(image)), *((f"predicted {kind}", Path(p)) for kind, p in outputs.items()),
+            ("median case picture", shown)]

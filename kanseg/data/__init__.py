@@ -14,11 +14,23 @@ Contract::
     DATASETS  # ("busi", "cvc", "glas", "demo")
 """
 
-from kanseg.data.build import DATASETS, build_dataset, ensure_demo, open_source
-from kanseg.data.dataset import SegmentationDataset
-from kanseg.data.io import read_image, read_mask
-from kanseg.data.synthetic import LAYOUTS, generate_synthetic
-from kanseg.data.transforms import preprocess_image
+from importlib import import_module
+
+# Exports resolve lazily (PEP 562): importing a light submodule (manifests, splits, cases) must not load
+# MONAI and torch, so the command line can check names and paths before anything heavy is imported.
+_EXPORTS = {
+    "DATASETS": "kanseg.data.build", "build_dataset": "kanseg.data.build", "ensure_demo": "kanseg.data.build",
+    "open_source": "kanseg.data.build", "SegmentationDataset": "kanseg.data.dataset",
+    "read_image": "kanseg.data.io", "read_mask": "kanseg.data.io", "LAYOUTS": "kanseg.data.synthetic",
+    "generate_synthetic": "kanseg.data.synthetic", "preprocess_image": "kanseg.data.transforms",
+}
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'kanseg.data' has no attribute {name!r}")
+
 
 __all__ = [
     "DATASETS",

@@ -15,14 +15,14 @@ from kanseg.data.cases import DatasetSource
 from kanseg.data.dataset import SegmentationDataset
 from kanseg.data.fingerprint import cached_fingerprint, check_labels_once
 from kanseg.data.generic import open_dataset_json
-from kanseg.data.manifests import load_manifest, manifest_dir
+from kanseg.data.names import (  # noqa: F401 (DATASETS, is_dataset_json_manifest: API)
+    DATASETS, DEMO, dataset_kind, is_dataset_json_manifest, manifest_data_root,
+)
 from kanseg.data.spatial import ORIENTATION
 from kanseg.data.volumes import check_case_grid
 from kanseg.data.synthetic import generate_synthetic
 from kanseg.errors import KansegError
 
-DEMO = "demo"
-DATASETS = (*sorted(ADAPTERS), DEMO)  # names accepted besides a dataset.json path
 DEMO_VERSION = "v1"  # bump when the demo generator changes
 DEMO_CASES, DEMO_SIZE = 40, 64  # 24 train / 8 val / 8 test images of 64x64
 SUBSETS = ("train", "val", "test")
@@ -57,32 +57,21 @@ def ensure_demo(data_root: str | os.PathLike | None = None) -> Path:
     return root
 
 
-def is_dataset_json_manifest(name: str) -> bool:
-    """A shipped manifest of a dataset read through its dataset.json (not one of the adapters)."""
-    return (name not in ADAPTERS and name.isidentifier() and (manifest_dir() / f"{name}.json").is_file()
-            and "dataset.json" in load_manifest(name).get("layout", ""))
-
-
 def open_source(name_or_path: str | os.PathLike, data_root=None, include_normal: bool = False) -> DatasetSource:
     """Cases and splits of a named dataset or a ``dataset.json`` (file or folder)."""
     name = str(name_or_path)
-    if name == DEMO:
+    kind = dataset_kind(name)
+    if kind == "demo":
         source = open_dataset_json(ensure_demo(data_root))
         source.name, source.image_size = DEMO, (DEMO_SIZE, DEMO_SIZE)
         return source
-    if name in ADAPTERS:
+    if kind == "adapter":
         return ADAPTERS[name].open(data_root, include_optional=include_normal)
-    if is_dataset_json_manifest(name):  # e.g. hippocampus: a dataset.json dataset with a shipped manifest
-        if data_root is None:
-            raise KansegError(f"dataset {name} needs --data-root: the folder holding its dataset.json "
-                              f"({load_manifest(name).get('layout', '')})")
-        source = open_dataset_json(data_root)
+    if kind == "manifest":  # e.g. hippocampus: a dataset.json dataset with a shipped manifest
+        source = open_dataset_json(manifest_data_root(name, data_root))
         source.name, source.default_split = name, name
         return source
-    path = Path(name)
-    if path.suffix == ".json" or (path / "dataset.json").is_file():
-        return open_dataset_json(path)
-    raise KansegError(f"unknown dataset {name!r}; valid: {', '.join(DATASETS)}, or a path to a dataset.json")
+    return open_dataset_json(Path(name))
 
 
 def _image_size(value, default, spatial_dims: int):

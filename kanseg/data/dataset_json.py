@@ -17,6 +17,15 @@ from kanseg.errors import KansegError
 LABEL_FORMS = '{"0": "background", "1": "tumour"} (Decathlon) or {"background": 0, "tumour": 1} (nnU-Net v2)'
 
 
+def dataset_json_path(path: str | os.PathLike) -> Path:
+    """The ``dataset.json`` of a dataset folder (or the file itself); one-line error when there is none."""
+    path = Path(path)
+    json_path = path / "dataset.json" if path.is_dir() else path
+    if not json_path.is_file():
+        raise KansegError(f"no dataset.json at {path} (expected a Decathlon / nnU-Net style dataset folder)")
+    return json_path
+
+
 def _type(value: Any) -> str:
     names = {dict: "object", list: "list", str: "string", type(None): "null"}
     return names.get(type(value), type(value).__name__)

@@ -8,7 +8,8 @@ with more than two entries (Decathlon ``{"0": "background", "1": "anterior"}`` o
 ``{"background": 0, "anterior": 1}``) makes a multi-class dataset (classes in label-value order);
 otherwise labels are binarised (``> 0``). Splits: ``"kanseg_splits"`` in the json when present
 (explicit id lists), otherwise ``random-<seed>`` = 80/20 with the legacy algorithm of
-:mod:`kanseg.data.splits` (test = val). A shipped manifest also provides splits: ``<manifest>`` (its default split) or
+:mod:`kanseg.data.splits` (test = val); ``fold<k>`` (k = 0..4) are five cross-validation folds over the cases
+that are not in the ``default`` split's test set. A shipped manifest also provides splits: ``<manifest>`` (its default split) or
 ``<manifest>:<split>``, e.g. ``--split hippocampus`` with ``data_manifests/hippocampus.json``.
 """
 
@@ -23,22 +24,15 @@ from pathlib import Path
 import numpy as np
 
 from kanseg.data.cases import Case, DatasetSource
-from kanseg.data.dataset_json import check_cases, check_dataset_json
+from kanseg.data.dataset_json import check_cases, check_dataset_json, dataset_json_path
 from kanseg.data.io import is_image_2d, is_nifti, read_image, read_label_values
 from kanseg.data.manifests import load_manifest, manifest_dir, manifest_splits
-from kanseg.data.splits import legacy_split
+from kanseg.data.splits import N_FOLDS, cross_validation, legacy_split, stratified_folds
 from kanseg.data.transforms import rgb_intensity
 from kanseg.errors import KansegError
 
 RANDOM_SPLIT = re.compile(r"^random-(\d+)$")
-
-
-def _json_path(path: str | os.PathLike) -> Path:
-    path = Path(path)
-    json_path = path / "dataset.json" if path.is_dir() else path
-    if not json_path.is_file():
-        raise KansegError(f"no dataset.json at {path} (expected a Decathlon / nnU-Net style dataset folder)")
-    return json_path
+FOLD_SPLIT = re.compile(r"^fold(\d+)$")
 
 
 def _case_id(path: str) -> str:
@@ -127,6 +121,18 @@ def _random_splits(ids: list[str], seed: int) -> dict:
     return {"train": train, "val": val, "test": val, "note": "80/20 random split; test = val"}
 
 
+def _fold_split(ids: list[str], default: dict | None, k: int) -> dict:
+    """``fold<k>``: five seeded folds over the ids that are not test cases (the train + val of the json's
+    ``default`` split, keeping its test set; without one, every case, and test = val as in ``random-<seed>``)."""
+    if not 0 <= k < N_FOLDS:
+        raise KansegError(f"fold {k} does not exist; folds are 0..{N_FOLDS - 1}")
+    pool = sorted(default["train"] + default["val"]) if default else sorted(ids)
+    folds = stratified_folds(pool, [""] * len(pool), N_FOLDS, seed=0)
+    entry = cross_validation(folds, default["test"] if default else folds[k])[k]
+    where = "train + val of the default split, its test kept" if default else "all cases; test = val"
+    return {**entry, "note": f"cross-validation fold {k} of {N_FOLDS} (seed 0) over the {len(pool)} {where}"}
+
+
 def _manifest_split(split: str) -> dict | None:
     """``<manifest>`` / ``<manifest>:<split>`` -> that split of ``data_manifests/<manifest>.json``, else None."""
     name, _, sub = split.partition(":")
@@ -141,10 +147,10 @@ def _manifest_split(split: str) -> dict | None:
 
 
 class GenericSplits(dict):
-    """Split table that also answers ``random-<seed>`` for any seed and ``<manifest>[:<split>]``
-    for the manifests in ``data_manifests/`` (both resolved on demand)."""
+    """Split table that also answers ``random-<seed>`` for any seed, ``fold<k>`` and ``<manifest>[:<split>]``
+    for the manifests in ``data_manifests/`` (all resolved on demand)."""
 
-    patterns = ("random-<seed>",)
+    patterns = ("random-<seed>", f"fold<0..{N_FOLDS - 1}>")
 
     def __init__(self, ids: list[str], explicit: dict) -> None:
         super().__init__(explicit)
@@ -152,12 +158,15 @@ class GenericSplits(dict):
 
     def __contains__(self, split: object) -> bool:
         return (super().__contains__(split) or bool(RANDOM_SPLIT.match(str(split)))
-                or _manifest_split(str(split)) is not None)
+                or bool(FOLD_SPLIT.match(str(split))) or _manifest_split(str(split)) is not None)
 
     def __missing__(self, split: str) -> dict:
         match = RANDOM_SPLIT.match(split)
         if match:
             return _random_splits(self._ids, int(match[1]))
+        match = FOLD_SPLIT.match(split)
+        if match:
+            return _fold_split(self._ids, self.get("default"), int(match[1]))
         entry = _manifest_split(split)
         if entry is None:
             raise KeyError(split)
@@ -166,7 +175,7 @@ class GenericSplits(dict):
 
 def open_dataset_json(path: str | os.PathLike) -> DatasetSource:
     """Read ``dataset.json`` (or the folder holding it) into a :class:`DatasetSource`."""
-    json_path = _json_path(path)
+    json_path = dataset_json_path(path)
     root = json_path.parent
     try:
         meta = json.loads(json_path.read_text())

@@ -47,3 +47,17 @@ def contiguous_blocks(ids: Sequence[str], starts: Sequence[str]) -> list[list[st
     cuts = [ids.index(s) for s in starts]
     bounds = [0, *cuts, len(ids)]
     return [list(ids[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+N_FOLDS = 5  # cross-validation folds (nnU-Net's five), named ``<split>-fold<k>`` / ``fold<k>``, k = 0..4
+
+
+def equal_blocks(ids: Sequence[str], n_blocks: int) -> list[list[str]]:
+    """``ids`` (in order) cut into ``n_blocks`` contiguous blocks of (nearly) equal size."""
+    return contiguous_blocks(ids, [ids[round(k * len(ids) / n_blocks)] for k in range(1, n_blocks)])
+
+
+def cross_validation(folds: Sequence[Sequence[str]], test: Sequence[str]) -> list[dict[str, list[str]]]:
+    """One split per fold: split ``k`` validates on fold ``k``, trains on the other folds, keeps ``test``."""
+    return [{"train": [i for j, fold in enumerate(folds) if j != k for i in fold], "val": list(folds[k]),
+             "test": list(test)} for k in range(len(folds))]

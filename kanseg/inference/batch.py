@@ -28,6 +28,7 @@ import numpy as np
 from kanseg.atomic import remove_stale_temps
 from kanseg.errors import Interrupted, KansegError
 from kanseg.inference import overlays, readers, writers
+from kanseg.inference.ensemble import EnsemblePredictor
 from kanseg.inference.predictor import Predictor, foreground_probability, probabilities_to_mask
 
 
@@ -77,7 +78,7 @@ def _check_kind(path: Path, spatial_dims: int) -> None:
         raise KansegError(f"{path}: a 2D image, but the checkpoint holds a 3D model")
 
 
-def _class_labels(predictor: Predictor, n_channels: int) -> tuple[list[str], list[int] | None]:
+def _class_labels(predictor: Predictor | EnsemblePredictor, n_channels: int) -> tuple[list[str], list[int] | None]:
     """File-safe class names and on-disk label values of a multi-class checkpoint (indices when absent)."""
     pp = predictor.preprocessing
     names = list(pp.get("classes") or [f"class{k}" for k in range(n_channels)])
@@ -88,25 +89,31 @@ def _class_labels(predictor: Predictor, n_channels: int) -> tuple[list[str], lis
 
 
 def predict_scan(
-    predictor: Predictor,
-    path: str | os.PathLike,
+    predictor: Predictor | EnsemblePredictor,
+    path: str | os.PathLike | Sequence[str | os.PathLike],
     out_stem: str | os.PathLike,
     *,
     save_probabilities: bool = False,
     overlay: bool = False,
     progress: bool = False,
 ) -> dict[str, Path]:
-    """Predict one file and write its outputs next to ``out_stem`` (``DIR/name`` without suffix).
+    """Predict one file (or the channel files of one case, in channel order) and write its outputs next to
+    ``out_stem`` (``DIR/name`` without suffix).
 
     Output keys: ``mask``, ``overlay``, ``probabilities`` (binary and 3D) or ``probabilities_<class>``
     (2D multi-class, one PNG per class).
     """
-    path, out_stem = Path(path), Path(out_stem)
-    _check_kind(path, predictor.spatial_dims)
+    files = [Path(path)] if isinstance(path, (str, os.PathLike)) else [Path(p) for p in path]
+    path, out_stem = files[0], Path(out_stem)
+    for file in files:
+        _check_kind(file, predictor.spatial_dims)
     outputs: dict[str, Path] = {}
     named = lambda kind, suffix: out_stem.with_name(f"{out_stem.name}_{kind}{suffix}")  # noqa: E731
     if predictor.spatial_dims == 2:
-        native = readers.read_image(path)
+        native = readers.read_image(files)
+        if len(files) > 1 and native.shape[-1] != predictor.in_channels:
+            raise KansegError(f"{path}: its {len(files)} channel files hold {native.shape[-1]} channels but the "
+                              f"model expects {predictor.in_channels}")
         prob = predictor.predict_array(native)
         mask = probabilities_to_mask(prob, predictor.threshold)
         if prob.shape[0] == 1:
@@ -124,7 +131,7 @@ def predict_scan(
         if overlay:
             outputs["overlay"] = writers.write_png(named("overlay", ".png"), overlays.overlay_mask(native, mask))
         return outputs
-    volume, reference = readers.read_volume(path, predictor.in_channels)
+    volume, reference = readers.read_volume(files, predictor.in_channels)
     slices = overlays.mid_slices(volume) if overlay else None
     # the preprocessing (reorientation, resampling) is undone onto the scan's own voxel grid
     prob = predictor.predict_volume(volume, reference.affine, progress=progress)
@@ -145,7 +152,7 @@ def predict_scan(
 
 
 def predict(
-    checkpoint: str | os.PathLike | Predictor,
+    checkpoint: str | os.PathLike | Sequence[str | os.PathLike] | Predictor | EnsemblePredictor,
     inputs: str | os.PathLike | Sequence[str | os.PathLike],
     out_dir: str | os.PathLike,
     *,
@@ -158,8 +165,10 @@ def predict(
     """Predict every input file (files or folders of PNG/JPEG/TIFF/BMP images and NIfTI volumes).
 
     Args:
-        checkpoint: a ``best.pt`` path, or a ready :class:`Predictor`.
-        inputs: one path or a list of paths; folders are searched recursively.
+        checkpoint: a ``best.pt`` path, several (an ensemble: probabilities averaged, see
+            :class:`~kanseg.inference.ensemble.EnsemblePredictor`), or a ready (ensemble) predictor.
+        inputs: one path or a list of paths; folders are searched recursively. For a model of C > 1 input
+            channels, nnU-Net channel files ``<case>_0000`` ... ``<case>_{C-1}`` are one case ``<case>``.
         out_dir: where outputs go (created if needed).
         save_probabilities, overlay: also write probability maps / overlay PNGs.
         progress: tqdm progress bar; default: when stderr is a terminal.
@@ -171,14 +180,17 @@ def predict(
         A :class:`PredictionReport`; per-file problems are in it, never raised. Problems with the
         checkpoint, options or a missing input path raise :class:`KansegError`.
     """
-    if isinstance(checkpoint, Predictor):
+    if isinstance(checkpoint, (Predictor, EnsemblePredictor)):
         if predictor_options:
             raise KansegError(f"options {sorted(predictor_options)} only apply when loading a checkpoint")
         predictor = checkpoint
+    elif isinstance(checkpoint, (str, os.PathLike)) or len(checkpoint) == 1:
+        single = checkpoint if isinstance(checkpoint, (str, os.PathLike)) else checkpoint[0]
+        predictor = Predictor.from_checkpoint(single, **predictor_options)
     else:
-        predictor = Predictor.from_checkpoint(checkpoint, **predictor_options)
+        predictor = EnsemblePredictor.from_checkpoints(checkpoint, **predictor_options)
     paths = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
-    scans = readers.collect_inputs(paths)
+    scans = readers.collect_inputs(paths, channels=predictor.in_channels)
     if not scans:
         raise KansegError(f"no supported files in {', '.join(map(str, paths))}")
     out_dir = Path(out_dir)
@@ -223,7 +235,7 @@ def _predict_one(predictor, scan, out_dir: Path, index: int, total: int, outcome
         taken.add(scan.relative)
         outcome.outputs = predict_scan(
             predictor,
-            scan.path,
+            scan.files,
             out_dir / scan.relative,
             save_probabilities=options["save_probabilities"],
             overlay=options["overlay"],

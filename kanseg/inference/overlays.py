@@ -82,3 +82,24 @@ def mid_slice_overlay(image_slices: list[np.ndarray], mask_slices: list[np.ndarr
     height = max(p.shape[0] for p in panels)
     padded = [np.pad(p, ((0, height - p.shape[0]), (0, 0), (0, 0))) for p in panels]
     return np.concatenate(padded, axis=1)
+
+
+def enlarge(picture: np.ndarray, min_size: int = 256) -> np.ndarray:
+    """Scale ``picture`` (H, W[, C]) up by the smallest whole factor that makes both sides at least ``min_size``
+    (nearest neighbour: every pixel stays a sharp square); larger pictures are returned as they are."""
+    factor = max(1, -(-min_size // min(picture.shape[:2])))
+    if factor == 1:
+        return picture
+    return cv2.resize(picture, (picture.shape[1] * factor, picture.shape[0] * factor), interpolation=cv2.INTER_NEAREST)
+
+
+def comparison(image: np.ndarray, truth: np.ndarray, prediction: np.ndarray, min_size: int = 256,
+               titles: tuple[str, str] = ("ground truth", "prediction")) -> np.ndarray:
+    """Ground truth | prediction, each overlaid on the 2D ``image``, enlarged with :func:`enlarge`, titled
+    in their top-left corners and side by side (4-pixel white gap): RGB uint8."""
+    panels = [enlarge(overlay_mask(image, mask), min_size) for mask in (truth, prediction)]
+    for panel, title in zip(panels, titles):
+        for colour, thickness in (((0, 0, 0), 3), ((255, 255, 255), 1)):  # white on a black outline
+            cv2.putText(panel, title, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, thickness, cv2.LINE_AA)
+    gap = np.full((panels[0].shape[0], 4, 3), 255, np.uint8)
+    return np.concatenate([panels[0], gap, panels[1]], axis=1)

@@ -143,3 +143,20 @@ def test_demo_runs_out_of_the_box(capsys, tmp_path):
     assert Path(listed["predicted overlay"]).is_file()
     summary = json.loads(Path(listed["evaluation (val + test)"]).read_text())
     assert {"val", "test"} <= set(summary)
+    # the median-Dice test case, enlarged, its Dice printed and in the file name
+    dices = sorted(row["dice"] for row in summary["test"]["cases"])
+    median = dices[len(dices) // 2]
+    picture = cv2.imread(listed["median case picture"])
+    assert picture.shape[0] >= 256 and picture.shape[1] >= 2 * 256
+    assert listed["median case picture"].endswith(f"_median_dice{median:.2f}.png")
+    assert f"Dice {median:.3f}" in out and "median test case" in out
+
+
+def test_train_fold_is_the_fold_split(capsys, tmp_path, demo_root, tiny_yaml):
+    """--fold k trains on cross-validation fold k of the default split (dataset.json datasets: fold<k>)."""
+    code, _, err = kanseg(capsys, "train", "--config", tiny_yaml, "--data-root", demo_root, "--epochs", 1,
+                          "--fold", 1, "--out", tmp_path / "run")
+    assert code == 0, err
+    assert "split: fold1" in (tmp_path / "run" / "config.yaml").read_text()
+    code, _, err = kanseg(capsys, "train", "--resume", tmp_path / "run", "--fold", 0)
+    assert code == 2 and "--fold cannot change it" in err

@@ -136,7 +136,7 @@ def test_prepared_cache_is_used_and_refreshed(synthetic):
 
 @pytest.mark.parametrize("kwargs,message", [
     ({"name_or_path": "nope"}, "unknown dataset 'nope'; valid: busi, cvc, glas, demo"),
-    ({"name_or_path": "demo", "split": "bogus"}, "unknown split 'bogus' for demo; valid: default, random-<seed>, all"),
+    ({"name_or_path": "demo", "split": "bogus"}, "unknown split 'bogus' for demo; valid: default, random-<seed>, fold<0..4>, all"),
     ({"name_or_path": "demo", "subset": "dev"}, "unknown subset 'dev'; valid: train, val, test"),
     ({"name_or_path": "demo", "image_size": (8, 8, 8)}, "image size .* does not fit a 2D dataset"),
 ])

@@ -67,10 +67,9 @@ def test_clean_splits_are_disjoint_and_within_the_release(name):
 def test_specific_clean_protocols():
     busi, glas, cvc = (load_manifest(n) for n in ("busi", "glas", "cvc"))
     lesion_ids = {c["id"] for c in busi["cases"] if c["group"] != "normal"}
-    folds = [busi["splits"][f"clean-fold{k}"] for k in range(1, 5)]
-    assert all(set(f["test"]) == set(folds[0]["test"]) for f in folds)  # fixed test fold
-    assert set().union(*(set(f["val"]) for f in folds)) | set(folds[0]["test"]) == lesion_ids
-    assert busi["splits"]["clean"]["val"] == folds[0]["val"]
+    clean = busi["splits"]["clean"]
+    assert set(clean["train"]) | set(clean["val"]) | set(clean["test"]) == lesion_ids
+    assert (len(clean["train"]), len(clean["val"]), len(clean["test"])) == (387, 130, 130)
     assert len(busi["splits"]["clean"]["extra"]["normal"]["test"]) > 0
     clean = glas["splits"]["clean"]
     assert (len(clean["train"]), len(clean["val"]), len(clean["testA"]), len(clean["testB"])) == (68, 17, 60, 20)
@@ -114,3 +113,66 @@ def test_manifest_location_can_be_overridden(tmp_path, monkeypatch):
     assert load_manifest("cvc")["format"] == "kanseg-manifest-v1"
     with pytest.raises(KansegError, match=r"busi.json is missing; point \$KANSEG_MANIFESTS"):
         load_manifest("busi")
+
+
+@pytest.mark.parametrize("name", ["busi", "glas", "cvc", "hippocampus"])
+def test_clean_folds_cross_validate_train_and_val(name):
+    """clean-fold0..4: five disjoint validation folds covering clean's train + val; clean's test untouched."""
+    splits = manifest_splits(load_manifest(name), include_extra=("normal",) if name == "busi" else ())
+    clean = splits["clean"]
+    pool = set(clean["train"]) | set(clean["val"])
+    folds = [splits[f"clean-fold{k}"] for k in range(5)]
+    assert "clean-fold5" not in splits
+    vals = [set(f["val"]) for f in folds]
+    assert set().union(*vals) == pool and sum(map(len, vals)) == len(pool)
+    assert max(map(len, vals)) - min(map(len, vals)) <= 2
+    for fold, val in zip(folds, vals):
+        assert fold["test"] == clean["test"] and set(fold["train"]) == pool - val
+    if name == "cvc":  # contiguous frame blocks: near-duplicate neighbours stay on one side
+        assert all(sorted(map(int, v)) == list(range(min(map(int, v)), max(map(int, v)) + 1)) for v in vals)
+    if name == "busi":  # stratified: each fold has about a third malignant cases
+        group = {c["id"]: c["group"] for c in load_manifest("busi")["cases"]}
+        shares = [sum(group[i] == "malignant" for i in v) / len(v) for v in vals]
+        assert max(shares) - min(shares) < 0.05
+    if name == "glas":
+        assert all(f["testA"] == clean["testA"] and f["testB"] == clean["testB"] for f in folds)
+
+
+@pytest.mark.parametrize("with_default", [True, False])
+def test_dataset_json_folds(synthetic, tmp_path, with_default):
+    """fold<k> of a dataset.json: five folds over the non-test cases of its default split (test kept); without
+    a default split over every case, test = val as for random-<seed>."""
+    import shutil
+
+    from kanseg.data import open_source
+    from kanseg.errors import KansegError
+
+    root = synthetic("decathlon2d", n_cases=12)
+    if not with_default:
+        root = shutil.copytree(root, tmp_path / "data")
+        meta = json.loads((root / "dataset.json").read_text())
+        del meta["kanseg_splits"]
+        (root / "dataset.json").write_text(json.dumps(meta))
+    source = open_source(root)
+    default = source.splits.get("default") or {"train": sorted(source.cases), "val": [], "test": None}
+    pool = set(default["train"]) | set(default["val"])
+    vals = [set(source.subset_ids(f"fold{k}", "val")) for k in range(5)]
+    assert set().union(*vals) == pool and sum(map(len, vals)) == len(pool)
+    for k in range(5):
+        assert source.subset_ids(f"fold{k}", "test") == (default["test"] or source.subset_ids(f"fold{k}", "val"))
+    assert set(source.subset_ids("fold3", "train")) == pool - vals[3]
+    assert "fold<0..4>" in source.split_names()
+    with pytest.raises(KansegError, match="fold 5 does not exist"):
+        source.subset_ids("fold5", "train")
+
+
+def test_fold_split_names(tmp_path):
+    from kanseg.data.names import fold_split
+    from kanseg.errors import KansegError
+
+    assert [fold_split(name, 2) for name in ("busi", "cvc", "glas", "hippocampus", "demo")] == [
+        "clean-fold2", "clean-fold2", "clean-fold2", "hippocampus:clean-fold2", "fold2"]
+    (tmp_path / "dataset.json").write_text("{}")
+    assert fold_split(tmp_path, 0) == "fold0"
+    with pytest.raises(KansegError, match="--fold must be 0..4"):
+        fold_split("busi", -1)

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from kanseg.checkpoint import save_checkpoint
+from kanseg.cli import main
 from kanseg.models import create_model
 
 RGB_INTENSITY = {"kind": "range", "a_min": 0.0, "a_max": 255.0, "mean": [0.485, 0.456, 0.406],
@@ -36,3 +37,16 @@ def checkpoint_3d(tmp_path_factory):
     path = tmp_path_factory.mktemp("ckpt3d") / "best.pt"
     return make_checkpoint(path, 3, 1, {"image_size": None, "patch_size": [16, 16, 16],
                                         "intensity": {"kind": "zscore"}})
+
+
+@pytest.fixture
+def run_cli(capsys):
+    """Run ``kanseg predict ARGS`` through the real entry point; returns (exit code, stdout + stderr)."""
+
+    def run(*args):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["predict", *map(str, args)])
+        captured = capsys.readouterr()
+        return exit_info.value.code, captured.out + captured.err
+
+    return run

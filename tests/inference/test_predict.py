@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from kanseg.checkpoint import build_model, load_checkpoint, save_checkpoint
-from kanseg.cli import main
 from kanseg.cli.predict import parse_roi
 from kanseg.data import preprocess_image
 from kanseg.errors import KansegError
@@ -37,19 +36,6 @@ def write_volume(path, shape=(21, 18, 15), seed=0):
     image.set_sform(affine, code=4)
     nib.save(image, path)
     return path
-
-
-@pytest.fixture
-def run_cli(capsys):
-    """Run ``kanseg predict ARGS`` through the real entry point; returns (exit code, stdout + stderr)."""
-
-    def run(*args):
-        with pytest.raises(SystemExit) as exit_info:
-            main(["predict", *map(str, args)])
-        captured = capsys.readouterr()
-        return exit_info.value.code, captured.out + captured.err
-
-    return run
 
 
 def test_odd_sized_image_gives_a_mask_of_the_same_size(tmp_path, checkpoint_2d):

@@ -108,3 +108,15 @@ def test_write_png_atomic_and_rgb_order(tmp_path):
     back = cv2.imread(str(tmp_path / "o.png"))
     assert back.shape == (4, 5, 3) and (back[..., 2] == 255).all() and (back[..., 0] == 0).all()
     assert os.listdir(tmp_path) == ["o.png"]
+
+
+def test_enlarge_and_comparison():
+    from kanseg.inference import overlays
+
+    small = np.arange(48 * 64, dtype=np.uint8).reshape(48, 64)
+    big = overlays.enlarge(small)  # smallest whole factor with both sides >= 256: ceil(256 / 48) = 6
+    assert big.shape == (288, 384) and np.array_equal(big[::6, ::6], small)
+    assert overlays.enlarge(np.zeros((300, 260), np.uint8)).shape == (300, 260)
+    mask = small > 100
+    picture = overlays.comparison(np.stack([small] * 3, -1), mask, ~mask)
+    assert picture.shape == (288, 2 * 384 + 4, 3) and picture.dtype == np.uint8

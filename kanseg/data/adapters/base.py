@@ -8,7 +8,6 @@ from pathlib import Path
 from kanseg.data.cases import Case, DatasetSource
 from kanseg.data.io import IMAGE_2D_SUFFIXES
 from kanseg.data.manifests import load_manifest, manifest_splits
-from kanseg.data.transforms import rgb_intensity
 from kanseg.errors import KansegError
 
 DATA_ROOT_ENV = "KANSEG_DATA_ROOT"
@@ -57,13 +56,17 @@ class DatasetAdapter:
         return (f"{self.title} {where}: expected the official layout {self.official_layout} or the U-KAN layout "
                 f"images/<id>.png + masks/0/<id>{self.ukan_mask_suffix}.png; download it from {self.source_url}")
 
-    def find_cases(self, root: str | os.PathLike | None) -> tuple[Path, list[Case]]:
-        """Locate the layout at ``root`` or one folder below it; return (dataset folder, cases)."""
+    def resolve_root(self, root: str | os.PathLike | None) -> Path:
+        """``root`` (default ``$KANSEG_DATA/<name>``) if it is a folder; the one-line missing message otherwise."""
         if root is None and os.environ.get(DATA_ROOT_ENV):
             root = Path(os.environ[DATA_ROOT_ENV]) / self.name
         if root is None or not Path(root).is_dir():
             raise KansegError(self.missing_message(Path(root) if root else None))
-        root = Path(root)
+        return Path(root)
+
+    def find_cases(self, root: str | os.PathLike | None) -> tuple[Path, list[Case]]:
+        """Locate the layout at ``root`` or one folder below it; return (dataset folder, cases)."""
+        root = self.resolve_root(root)
         for base in [root, *(p for p in sorted(root.iterdir()) if p.is_dir())]:
             cases = self.official_cases(base)
             if not cases:
@@ -75,6 +78,8 @@ class DatasetAdapter:
 
     def open(self, root: str | os.PathLike | None, *, include_optional: bool = False) -> DatasetSource:
         """Cases under ``root`` with the manifest's splits; optional groups only if asked for."""
+        from kanseg.data.transforms import rgb_intensity  # MONAI: only once a dataset is really opened
+
         base, cases = self.find_cases(root)
         extra = self.optional_groups if include_optional else ()
         cases = [c for c in cases if c.group not in self.optional_groups or c.group in extra]
