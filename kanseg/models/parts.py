@@ -77,20 +77,26 @@ class AttentionGate(nn.Module):
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, ...]]:
     """Zero-pad the spatial dims of ``(B, C, *S)`` at the end up to a multiple of ``multiple``.
 
-    Returns the padded tensor and the original spatial size (for :func:`crop_to`).
+    Returns the padded tensor and the original spatial size (for :func:`crop_to`). While tracing
+    (``torch.jit.trace``, ONNX export) the pad is always applied with amounts computed from the traced sizes, so the
+    exported graph accepts any input size instead of the one it was traced with.
     """
     size = tuple(x.shape[2:])
-    target = [math.ceil(s / multiple) * multiple for s in size]
-    if list(size) == target:
-        return x, size
-    pad: list[int] = []
-    for s, t in zip(reversed(size), reversed(target)):  # F.pad lists the last dim first
-        pad += [0, t - s]
+    tracing = torch.jit.is_tracing()
+    if tracing:
+        extra = [(multiple - s % multiple) % multiple for s in size]
+    else:
+        extra = [math.ceil(s / multiple) * multiple - s for s in size]
+        if not any(extra):
+            return x, size
+    pad: list = []
+    for e in reversed(extra):  # F.pad lists the last dim first
+        pad += [0, e]
     return F.pad(x, pad), size
 
 
 def crop_to(x: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
     """Crop ``(B, C, *S')`` back to ``(B, C, *size)`` (the corner :func:`pad_to_multiple` kept)."""
-    if tuple(x.shape[2:]) == tuple(size):
+    if not torch.jit.is_tracing() and tuple(x.shape[2:]) == tuple(size):
         return x
     return x[(slice(None), slice(None)) + tuple(slice(0, s) for s in size)]
