@@ -2,7 +2,7 @@
 
 Each command group lives in its own module and registers itself on :data:`app`:
 ``models`` (kanseg.cli.models), ``data`` (kanseg.cli.data), ``train/evaluate/benchmark/demo``
-(kanseg.cli.train), ``predict`` (kanseg.cli.predict). Errors derived from
+(kanseg.cli.train), ``predict`` (kanseg.cli.predict), ``export`` (kanseg.cli.export). Errors derived from
 :class:`kanseg.errors.KansegError` become one ``error: ...`` line and exit code 2; Ctrl-C during
 ``train``, ``predict`` or ``benchmark`` one ``interrupted: ...`` line (what was done, how to go on) and 130.
 """
@@ -45,7 +45,7 @@ def _root(
 
 def _register() -> None:
     # Imported for their side effect of adding commands to `app`.
-    from kanseg.cli import data, models, predict, train  # noqa: F401
+    from kanseg.cli import data, export, models, predict, train  # noqa: F401
 
 
 _register()

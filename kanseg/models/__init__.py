@@ -15,6 +15,7 @@ segmentation-models-pytorch live in :mod:`kanseg.models.smp_encoders` (imported 
 from kanseg.models.attention_unet import AttentionUNet
 from kanseg.models.base import SegmentationModel, UNetEncoder
 from kanseg.models.blocks import ConvBlock, ModelConfigError, create_block, list_blocks
+from kanseg.models.pretrained import from_pretrained, save_pretrained
 from kanseg.models.registry import Preset, create_model, get_preset, list_models, register_model
 from kanseg.models.unet import UNet
 from kanseg.models.unetpp import UNetPlusPlus
@@ -30,8 +31,10 @@ __all__ = [
     "UNetPlusPlus",
     "create_block",
     "create_model",
+    "from_pretrained",
     "get_preset",
     "list_blocks",
     "list_models",
     "register_model",
+    "save_pretrained",
 ]
