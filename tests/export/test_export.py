@@ -25,6 +25,7 @@ ONNX_CASES = [
     ("unet-conv", 3, {}),
     ("unetpp-gram-ds", 2, {}),
     ("attunet-gram", 2, {"upsample": "transpose"}),
+    ("dynunet-gram", 3, {}),  # MONAI's DynUNet with KAN convs
 ]
 
 
@@ -53,7 +54,8 @@ def test_onnx_matches_eager_at_two_sizes(checkpoint_factory, tmp_path, name, spa
     assert config["preprocessing"]["spatial_dims"] == spatial_dims
 
 
-@pytest.mark.parametrize("name,spatial_dims", [("unet-gram", 2), ("unet-gram-bottleneck", 3), ("unet-conv", 3)])
+@pytest.mark.parametrize("name,spatial_dims", [("unet-gram", 2), ("unet-gram-bottleneck", 3), ("unet-conv", 3),
+                                                     ("dynunet-gram", 2)])
 def test_torchscript_equals_eager_at_two_sizes(checkpoint_factory, tmp_path, name, spatial_dims):
     ckpt_path = checkpoint_factory(name, spatial_dims)
     result = export_checkpoint(ckpt_path, "torchscript", tmp_path / "ts")
