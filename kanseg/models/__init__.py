@@ -10,6 +10,8 @@
 Templates (:class:`UNet`, :class:`UNetPlusPlus`, :class:`AttentionUNet`) take block names from
 :func:`list_blocks`: ``conv``, ``kan:<family>``, ``kan:<family>-bottleneck``. KAN encoders for
 segmentation-models-pytorch live in :mod:`kanseg.models.smp_encoders` (imported on demand: it loads smp).
+MONAI's DynUNet with KAN convs is the template :class:`~kanseg.models.dynunet.KANDynUNet` (``dynunet-gram``).
+:func:`from_pretrained` loads a ``model.safetensors`` + ``config.json`` folder (``kanseg export --format safetensors``).
 """
 
 from kanseg.models.attention_unet import AttentionUNet
