@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from kanseg.checkpoint import build_model, load_checkpoint
-from kanseg.export import TOLERANCE, check_inputs, eager_export_mode, export_checkpoint
+from kanseg.export import TOLERANCE, ExportError, _max_abs_diff, check_inputs, eager_export_mode, export_checkpoint
 from kanseg.models import from_pretrained
 
 onnxruntime = pytest.importorskip("onnxruntime")
@@ -17,7 +17,9 @@ onnxruntime = pytest.importorskip("onnxruntime")
 ONNX_CASES = [
     ("unet-gram", 2, {}),
     ("unet-gram", 3, {}),
-    ("unet-chebyshev", 2, {}),
+    # Chebyshev KANs (norm, no activation, per layer) at random initialisation are ill-conditioned in float32: the
+    # eager model itself is off by ~5e-5 from float64 at depth 3, so the cases use depth 2 (ONNX within ~2e-5).
+    ("unet-chebyshev", 2, {"depth": 2}),
     ("unet-chebyshev", 3, {"depth": 2}),
     ("unet-gram-bottleneck", 3, {}),
     ("unet-rbf", 2, {}),  # FastKAN: InstanceNorm after a concatenation (see kanseg.export.onnx_ready)
@@ -99,3 +101,13 @@ def test_export_replaces_files_and_keeps_others(checkpoint_factory, tmp_path):
     assert (out / "notes.txt").read_text() == "mine"
     assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors", "notes.txt"]
     from_pretrained(out)
+
+
+def test_a_mismatching_export_is_refused(checkpoint_factory):
+    model = build_model(load_checkpoint(checkpoint_factory("unet-gram")))
+    inputs = check_inputs(model, 2, 1)
+    assert _max_abs_diff(model, model, inputs, "copy") == 0.0
+    with pytest.raises(ExportError, match="differs from the model by"):
+        _max_abs_diff(lambda x: model(x) + 3e-4, model, inputs, "copy")
+    with pytest.raises(ExportError, match="gives shape 1x2x7x9 for input 2x1x7x9"):
+        _max_abs_diff(lambda x: model(x)[:1], model, inputs, "copy")
