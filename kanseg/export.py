@@ -30,9 +30,10 @@ import os
 import shutil
 import tempfile
 import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 from kanseg.errors import KansegError
 
@@ -156,7 +157,7 @@ def _max_abs_diff(run: Callable[[torch.Tensor], Any], model: nn.Module, inputs: 
             expected = model(x)
             try:
                 got = torch.as_tensor(run(x))
-            except Exception as err:
+            except Exception as err:  # noqa: BLE001 (onnxruntime and TorchScript raise their own types)
                 raise ExportError(f"the exported {what} fails on input {_shape(x)}: {_first_line(err)}") from None
             if tuple(got.shape) != tuple(expected.shape):
                 raise ExportError(f"the exported {what} gives shape {_shape(got)} for input {_shape(x)}, "
@@ -190,7 +191,7 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, example: torch.Tensor
             torch.onnx.export(onnx_ready(model).eval(), (example,), str(path), dynamo=False, opset_version=opset,
                               input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
                               dynamic_axes={INPUT_NAME: axes, OUTPUT_NAME: axes})
-        except Exception as err:
+        except Exception as err:  # noqa: BLE001 (the exporters raise many types; all mean "cannot")
             raise ExportError(f"{_model_name(model, name)} cannot be exported to ONNX: {_first_line(err)}") from None
     return Path(path)
 
@@ -214,7 +215,7 @@ def export_torchscript(model: nn.Module, path: str | os.PathLike, example: torch
     with eager_export_mode():
         try:
             traced = torch.jit.trace(model.eval(), (example,), check_trace=False)
-        except Exception as err:
+        except Exception as err:  # noqa: BLE001 (the exporters raise many types; all mean "cannot")
             raise ExportError(f"{_model_name(model, name)} cannot be traced to TorchScript: "
                               f"{_first_line(err)}") from None
         torch.jit.save(traced, str(path))
@@ -239,9 +240,9 @@ def check_safetensors(folder: str | os.PathLike, model: nn.Module, inputs: list[
 
     loaded = from_pretrained(folder)
     own, back = model.state_dict(), loaded.state_dict()
-    unequal = [k for k in own if k not in back or not torch.equal(own[k], back[k])]
-    if unequal or set(back) != set(own):
-        raise ExportError(f"safetensors weights do not load back equal: {(unequal or sorted(set(back) - set(own)))[:3]}")
+    unequal = [k for k in own if k not in back or not torch.equal(own[k], back[k])] + sorted(set(back) - set(own))
+    if unequal:
+        raise ExportError(f"safetensors weights do not load back equal: {unequal[:3]}")
     return _max_abs_diff(loaded, model, inputs, "safetensors model")
 
 

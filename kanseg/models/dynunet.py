@@ -9,7 +9,8 @@ their norm and activation after each KAN conv, the transposed-conv upsampling an
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn

@@ -85,7 +85,7 @@ def read_config(folder: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise KansegError(f"{path} is not a kanseg pretrained config (expected format {FORMAT!r})")
     model = config.get("model")
-    if not isinstance(model, dict) or not isinstance(model.get("name"), str) or not isinstance(model.get("kwargs"), dict):
+    if not (isinstance(model, dict) and isinstance(model.get("name"), str) and isinstance(model.get("kwargs"), dict)):
         raise KansegError(f"{path}: 'model' must hold a 'name' and a 'kwargs' mapping")
     return config
 

@@ -72,10 +72,10 @@ def test_basic_unet_biased_convs_keep_a_bias():
 
 
 @pytest.mark.parametrize("spatial_dims,kwargs", [
-    (1, dict(kernel_size=5, padding=2)),
-    (2, dict(kernel_size=3, stride=2, padding=1)),
-    (2, dict(kernel_size=3, padding=2, dilation=2, groups=2)),
-    (3, dict(kernel_size=(3, 3, 3), stride=(2, 2, 2), padding=(1, 1, 1))),
+    (1, {"kernel_size": 5, "padding": 2}),
+    (2, {"kernel_size": 3, "stride": 2, "padding": 1}),
+    (2, {"kernel_size": 3, "padding": 2, "dilation": 2, "groups": 2}),
+    (3, {"kernel_size": (3, 3, 3), "stride": (2, 2, 2), "padding": (1, 1, 1)}),
 ])
 def test_kan_conv_like_keeps_the_geometry(spatial_dims, kwargs):
     conv = (nn.Conv1d, nn.Conv2d, nn.Conv3d)[spatial_dims - 1](4, 6, bias=False, **kwargs)
