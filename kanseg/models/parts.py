@@ -1,4 +1,4 @@
-"""Small dimension-generic parts shared by the templates: upsampling, attention gate, pad/crop."""
+"""Small dimension-generic parts shared by the templates: upsampling, attention gate, pad/crop, norms."""
 
 from __future__ import annotations
 
@@ -72,6 +72,28 @@ class AttentionGate(nn.Module):
 
     def forward(self, skip: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
         return skip * self.attention(skip, gate)
+
+
+class Float64StatsNorm(nn.Module):
+    """GroupNorm over ``(B, C, *S)`` (``groups == C``: InstanceNorm) with mean and variance in float64; result,
+    scale and shift in the input's dtype. What ONNX export puts in place of those norms (``kanseg.export``):
+    onnxruntime sums float32 reductions without compensation, far less accurately than PyTorch's own norms."""
+
+    def __init__(self, groups: int, channels: int, eps: float, weight: nn.Parameter | None = None,
+                 bias: nn.Parameter | None = None):
+        super().__init__()
+        self.groups, self.channels, self.eps = groups, channels, eps
+        self.weight, self.bias = weight, bias
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = x.to(torch.float64).reshape(x.shape[0], self.groups, -1)
+        centred = z - z.mean(dim=-1, keepdim=True)
+        variance = (centred * centred).mean(dim=-1, keepdim=True)
+        y = (centred * torch.rsqrt(variance + self.eps)).reshape(x.shape).to(x.dtype)
+        if self.weight is not None:
+            shape = (1, self.channels) + (1,) * (x.dim() - 2)
+            y = y * self.weight.view(shape) + self.bias.view(shape)
+        return y
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, ...]]:

@@ -8,8 +8,17 @@ import pytest
 import torch
 
 from kanseg.checkpoint import build_model, load_checkpoint
-from kanseg.export import TOLERANCE, ExportError, _max_abs_diff, check_inputs, eager_export_mode, export_checkpoint
-from kanseg.models import from_pretrained
+from kanseg.export import (
+    TOLERANCE,
+    ExportError,
+    _max_abs_diff,
+    check_inputs,
+    eager_export_mode,
+    export_checkpoint,
+    onnx_ready,
+)
+from kanseg.models.parts import Float64StatsNorm
+from kanseg.models import create_model, from_pretrained
 
 onnxruntime = pytest.importorskip("onnxruntime")
 
@@ -25,6 +34,7 @@ ONNX_CASES = [
     ("unet-rbf", 2, {}),  # FastKAN: InstanceNorm after a concatenation (see kanseg.export.onnx_ready)
     ("unet-conv", 2, {}),
     ("unet-conv", 3, {}),
+    ("unet-gram", 3, {"block_options": {"norm": "group"}}),
     ("unetpp-gram-ds", 2, {}),
     ("attunet-gram", 2, {"upsample": "transpose"}),
     ("dynunet-gram", 3, {}),  # MONAI's DynUNet with KAN convs
@@ -111,3 +121,15 @@ def test_a_mismatching_export_is_refused(checkpoint_factory):
         _max_abs_diff(lambda x: model(x) + 3e-4, model, inputs, "copy")
     with pytest.raises(ExportError, match="gives shape 1x2x7x9 for input 2x1x7x9"):
         _max_abs_diff(lambda x: model(x)[:1], model, inputs, "copy")
+
+
+@pytest.mark.parametrize("norm", ["instance", ("instance", {"affine": True}), "group"])
+def test_onnx_ready_norms_compute_the_same_function(norm):
+    torch.manual_seed(0)
+    model = create_model("unet-gram", spatial_dims=3, in_channels=1, out_channels=2, depth=2, base_width=4,
+                         block_options={"norm": norm}).eval()
+    ready = onnx_ready(model)
+    assert any(isinstance(m, Float64StatsNorm) for m in ready.modules())
+    x = torch.nn.functional.pad(torch.randn(2, 1, 9, 10, 11), (0, 13, 0, 12, 0, 11))  # mostly zeros: ill-conditioned
+    with eager_export_mode():
+        assert (ready(x) - model(x)).abs().max() <= 1e-5
