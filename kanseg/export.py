@@ -9,6 +9,7 @@ what was exported and checked) into the output folder:
 - ``onnx``: ``model.onnx``, input ``image (B, C, *S)``, output ``logits (B, K, *S)``; batch and spatial axes are
   dynamic (the templates pad to a multiple of their size divisor inside the graph). Run by onnxruntime and
   compared with the eager model at two input sizes (when onnxruntime is installed: ``pip install kanseg[export]``).
+  InstanceNorm and GroupNorm are exported with float64 statistics (:func:`onnx_ready`).
 - ``torchscript``: ``model.torchscript.pt`` from ``torch.jit.trace`` (the layers' kernel dispatch is Python, which
   ``torch.jit.script`` cannot compile). Tracing records the ops of one call; the templates trace their padding
   from the input's sizes, so the traced module is checked at a second, odd size too.
@@ -16,8 +17,8 @@ what was exported and checked) into the output folder:
   (weights bit-equal, outputs equal).
 
 Graphs are traced on the eager path (``KANSEG_KERNELS=eager``: no Triton, no custom autograd), in eval mode
-without gradients. Files are written into a temporary folder beside the output, checked there, then moved into
-place with ``os.replace``: a failed export leaves the output folder as it was.
+without gradients. Files are written into a temporary folder inside the output folder (``.export-*``), checked
+there, then moved into place with ``os.replace``: a failed export leaves the output folder as it was.
 
 This module imports torch only when it exports, so the CLI can reject bad arguments at once.
 """
