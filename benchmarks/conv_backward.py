@@ -1,8 +1,8 @@
 """Conv backward on CPU: torch's ``aten.convolution_backward`` against the forward-kernel route
 (``kanseg.kernels.conv_backward``: conv_transpose for dL/dx, a batch/channel-swapped conv for dL/dw).
 
-Shapes are those of a U-Net level by level (3D: B=2, 40x56x40 at full resolution, halved per level; 2D: B=8,
-128x128), channel counts 8..128, stride 1 and 2, plus the 1-channel stem. Both routes are timed interleaved in the
+Shapes are those of U-Nets of base width 8-32 level by level (3D: B=2, 40x56x40 at full resolution, halved per
+level; 2D: B=8, 128x128), channel counts 8..128, stride 1 and 2, plus the 1-channel stem. Both routes are timed interleaved in the
 same run (median of --repeats), so the ratio is meaningful even when absolute times are noisy. Writes
 benchmarks/results/conv-backward-<device>.json; --table also rewrites kanseg/kernels/conv_backward_table.json,
 the measured rule ``KANSEG_CONV_BACKWARD=auto`` reads.
@@ -26,18 +26,22 @@ from common import device_name, write_json  # noqa: E402
 from kanseg.kernels.conv_backward import TABLE_PATH, conv_backward  # noqa: E402
 
 LEVELS = {3: dict(batch=2, size=(40, 56, 40)), 2: dict(batch=8, size=(128, 128))}
-CHANNELS = [(1, 8), (8, 8), (8, 16), (16, 16), (16, 32), (32, 32), (32, 64), (64, 64), (64, 128), (128, 128)]
+CHANNELS = [(1, 8), (1, 16), (8, 8), (8, 16), (16, 16), (16, 32), (32, 32), (32, 64), (64, 64), (64, 128),
+            (128, 128), (32, 8), (64, 16), (128, 32)]  # the last three: KAN basis convs (C * (degree + 1) -> C)
 
 
 def shapes(dims: int):
-    """(c_in, c_out, stride, spatial size): each channel pair at the U-Net level where it occurs."""
+    """(c_in, c_out, stride, spatial size): every channel pair at the U-Net levels where it can occur (a level-l
+    feature map has at least 8 * 2^l channels and at most 32 * 2^l), stride 1, and stride 2 for equal widths."""
     base = LEVELS[dims]
     for c_in, c_out in CHANNELS:
-        level = max(0, (max(c_in, 8).bit_length() - 4))  # 8 -> level 0, 16 -> 1, 32 -> 2, ...
-        size = tuple(max(2, s >> level) for s in base["size"])
-        yield c_in, c_out, 1, size
-        if c_in == c_out and c_in >= 8:
-            yield c_in, c_out * 2 if c_out < 128 else c_out, 2, size
+        for level in range(4):
+            if min(c_in, c_out) > 32 * 2**level or max(c_in, c_out) < 8 * 2**level:
+                continue
+            size = tuple(max(2, s >> level) for s in base["size"])
+            yield c_in, c_out, 1, size
+            if c_in == c_out:
+                yield c_in, min(2 * c_out, 256), 2, size
 
 
 def time_pair(x, w, stride, padding, repeats: int) -> tuple[float, float]:
@@ -81,7 +85,8 @@ def main() -> None:
             t_torch, t_fwd = time_pair(x, w, stride, 1, args.repeats)
             row = dict(spatial_dims=dims, in_channels=c_in, out_channels=c_out, kernel_size=[3] * dims,
                        stride=[stride] * dims, groups=1, voxels=batch * int(torch.tensor(size).prod()),
-                       size=list(size), torch_ms=round(t_torch * 1e3, 2), forward_ms=round(t_fwd * 1e3, 2),
+                       batch=batch, size=list(size), torch_ms=round(t_torch * 1e3, 2),
+                       forward_ms=round(t_fwd * 1e3, 2),
                        speedup=round(t_torch / t_fwd, 3))
             rows.append(row)
             print(f"{dims:>4} {c_in:>5} {c_out:>5} {stride:>6} {'x'.join(map(str, size)):>14} {row['torch_ms']:>9} "

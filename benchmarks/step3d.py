@@ -22,7 +22,6 @@ from common import device_name, write_json  # noqa: E402
 
 from kanseg.models import create_model  # noqa: E402
 
-ROUTES = ("torch", "auto")
 
 
 def make_step(model, x, y):
@@ -55,9 +54,11 @@ def main() -> None:
     ap.add_argument("--size", default="40,56,40")
     ap.add_argument("--batch", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--routes", default="torch,auto", help="KANSEG_CONV_BACKWARD values to compare (first = baseline)")
     ap.add_argument("--profile", action="store_true", help="also record the top operators of one step per route")
     args = ap.parse_args()
     size = tuple(int(s) for s in args.size.split(","))
+    routes = args.routes.split(",")
     torch.manual_seed(0)
     x = torch.randn(args.batch, 1, *size)
     y = torch.randint(0, 3, (args.batch, *size))
@@ -68,29 +69,30 @@ def main() -> None:
         model = create_model(name, spatial_dims=3, in_channels=1, out_channels=3, base_width=int(width),
                              depth=int(depth)).train()
         step = make_step(model, x, y)
-        times = {r: [] for r in ROUTES}
-        for route in ROUTES:  # warm-up
+        times = {r: [] for r in routes}
+        for route in routes:  # warm-up
             os.environ["KANSEG_CONV_BACKWARD"] = route
             step()
         for _ in range(args.repeats):
-            for route in ROUTES:
+            for route in routes:
                 os.environ["KANSEG_CONV_BACKWARD"] = route
                 t0 = time.perf_counter()
                 step()
                 times[route].append(time.perf_counter() - t0)
         med = {r: sorted(t)[len(t) // 2] for r, t in times.items()}
         row = {"model": name, "base_width": int(width), "depth": int(depth), "params": sum(p.numel() for p in model.parameters()),
-               **{f"{r}_s": round(med[r], 3) for r in ROUTES}, "speedup": round(med["torch"] / med["auto"], 2)}
+               **{f"{r}_s": round(med[r], 3) for r in routes}, "speedup": round(med[routes[0]] / med[routes[-1]], 2)}
         if args.profile:
-            for route in ROUTES:
+            for route in routes:
                 os.environ["KANSEG_CONV_BACKWARD"] = route
                 row[f"profile_{route}"] = profile_top(step)
         rows.append(row)
-        print(f"{name}:{width} ({row['params'] / 1e6:.2f} M): torch backward {row['torch_s']:.3f} s/step, "
-              f"routed {row['auto_s']:.3f} s/step, {row['speedup']:.2f}x", flush=True)
+        print(f"{name}:{width}:{depth} ({row['params'] / 1e6:.2f} M): "
+              + ", ".join(f"{r} {row[f'{r}_s']:.3f} s/step" for r in routes)
+              + f"; {routes[0]} / {routes[-1]} = {row['speedup']:.2f}x", flush=True)
     os.environ.pop("KANSEG_CONV_BACKWARD", None)
     result = {"device": device_name(torch.device("cpu")), "torch": torch.__version__, "batch": args.batch,
-              "input": [1, *size], "out_channels": 3, "repeats": args.repeats, "rows": rows}
+              "input": [1, *size], "out_channels": 3, "routes": routes, "repeats": args.repeats, "rows": rows}
     print(f"wrote {write_json('step3d-cpu.json', result)}")
 
 

@@ -10,6 +10,7 @@ Format (``format == "kanseg-checkpoint-v1"``)::
       "preprocessing": {...},          # JSON-like dict from the dataset; all that inference needs
                                        # (multi-class: "classes" names and on-disk "label_values")
       "state_dict": {...},             # model weights
+      "peft": {...},                   # optional: kanseg.kan.peft options (+ "fused": true when written fused)
       "epoch": int, "metrics": {...},  # optional
       ...                              # training state (optimizer, scheduler, scaler, rng) in last.pt
     }
@@ -61,7 +62,6 @@ def save_checkpoint(
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Load a checkpoint dict safely (``weights_only=True``); one-line errors for bad files."""
     import pickle
-    import zipfile
 
     path = Path(path)
     if not path.is_file():
@@ -73,7 +73,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
             raise KansegError(f"refusing checkpoint {path}: it holds Python objects other than tensors and plain "
                               "data, and kanseg never runs code from a checkpoint") from None
         raise KansegError(f"cannot read checkpoint {path}: corrupt, truncated or not a PyTorch file") from None
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, UnicodeDecodeError):
+    except Exception:  # random bytes reach many errors inside the unpickler (IndexError, KeyError, ...)
         raise KansegError(f"cannot read checkpoint {path}: corrupt, truncated or not a PyTorch file") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise KansegError(f"{path} is not a kanseg checkpoint (expected format {FORMAT!r})")
@@ -117,5 +117,17 @@ def build_model(ckpt: dict[str, Any], source: str | os.PathLike = "checkpoint") 
 
     spec = ckpt["model"]
     model = create_model(spec["name"], **spec["kwargs"])
+    if ckpt.get("peft"):  # fine-tuned with kanseg.kan.peft: wrap (and fuse, for a fused checkpoint) before loading
+        from kanseg.kan.peft import apply_peft, fuse_peft
+
+        options = dict(ckpt["peft"])
+        fused = options.pop("fused", False)
+        apply_peft(model, **options)
+        if fused:
+            fuse_peft(model)
+    else:
+        from kanseg.kan.peft import check_plain_state_dict
+
+        check_plain_state_dict(ckpt["state_dict"], model)
     load_weights(model, ckpt["state_dict"], spec["name"], source)
     return model.eval()

@@ -48,10 +48,26 @@ class ModelConfig(_Section):
 
 
 class LossConfig(_Section):
-    name: Literal["dice-bce", "dice", "bce"] = "dice-bce"
+    name: Literal["dice-bce", "dice", "bce", "dice-focal", "tversky"] = "dice-bce"
     dice_weight: float = Field(1.0, ge=0)
-    bce_weight: float = Field(0.5, ge=0)
+    bce_weight: float = Field(0.5, ge=0)  # dice-bce: cross-entropy term; dice-focal: focal term
     include_background: bool = False  # multi-class: background channel in the Dice term
+    focal_gamma: float = Field(2.0, ge=0)  # dice-focal
+    tversky_alpha: float = Field(0.5, ge=0)  # tversky: weight of false positives
+    tversky_beta: float = Field(0.5, ge=0)  # tversky: weight of false negatives
+    class_weights: list[float] | None = None  # multi-class: one weight per class, background first
+    pos_weight: float | None = Field(None, gt=0)  # binary: BCE weight of positive pixels
+    # deep supervision (a list of logits, final first): "mean" weighs outputs equally, "decay" as nnU-Net
+    # (1, 1/2, 1/4, ... normalised); ds_skip_lowest gives the lowest-resolution output weight 0
+    deep_supervision: Literal["mean", "decay"] = "mean"
+    ds_skip_lowest: bool = False
+
+    @field_validator("class_weights")
+    @classmethod
+    def _non_negative_weights(cls, value: list[float] | None) -> list[float] | None:
+        if value is not None and (not value or min(value) < 0 or max(value) <= 0):
+            raise ValueError("must be non-negative, one per class, not all zero")
+        return value
 
 
 class OptimConfig(_Section):
@@ -61,9 +77,33 @@ class OptimConfig(_Section):
     kan_lr: float | None = Field(None, gt=0)
     kan_weight_decay: float | None = Field(None, ge=0)
     kan_scope: Literal["kan-layer", "basis"] = "kan-layer"
-    scheduler: Literal["cosine", "none"] = "cosine"
-    min_lr: float = Field(1e-5, ge=0)
+    scheduler: Literal["cosine", "poly", "none"] = "cosine"
+    min_lr: float = Field(1e-5, ge=0)  # cosine only
+    warmup_epochs: int = Field(0, ge=0)  # linear warm-up before the schedule
     grad_clip: float | None = Field(None, gt=0)
+    accumulate: int = Field(1, ge=1)  # batches per optimiser step (gradient accumulation)
+    ema_decay: float | None = Field(None, gt=0, lt=1)  # EMA of the weights for validation and best.pt
+
+
+class EarlyStopConfig(_Section):
+    """Stop when ``monitor`` has not improved by more than ``min_delta`` for ``patience`` epochs (None: off)."""
+
+    patience: int | None = Field(None, ge=1)
+    min_delta: float = Field(0.0, ge=0)
+
+
+class PeftConfig(_Section):
+    """Parameter-efficient fine-tuning of the KAN convs (:mod:`kanseg.kan.peft`); on when ``extra_degrees`` > 0 or
+    ``trainable_degrees`` is set, usually with ``init_from`` a trained checkpoint."""
+
+    extra_degrees: int = Field(0, ge=0)
+    trainable_degrees: list[int] = Field(default_factory=list)
+    finetune_base: bool = False
+    freeze_norm: bool = False
+
+    @property
+    def enabled(self) -> bool:
+        return self.extra_degrees > 0 or bool(self.trainable_degrees)
 
 
 class TrainConfig(_Section):
@@ -73,6 +113,8 @@ class TrainConfig(_Section):
     model: ModelConfig = Field(default_factory=ModelConfig)
     loss: LossConfig = Field(default_factory=LossConfig)
     optim: OptimConfig = Field(default_factory=OptimConfig)
+    peft: PeftConfig = Field(default_factory=PeftConfig)
+    init_from: str | None = None  # a checkpoint whose weights the new run starts from (fine-tuning)
     epochs: int = Field(100, ge=1)
     batch_size: int = Field(8, ge=1)
     seed: int = 0
@@ -81,6 +123,8 @@ class TrainConfig(_Section):
     threshold: float = Field(0.5, gt=0, lt=1)
     monitor: Literal["dice", "iou", "global_dice", "global_iou", "ukan_dice", "ukan_iou"] = "iou"
     val_every: int = Field(1, ge=1)
+    early_stop: EarlyStopConfig = Field(default_factory=EarlyStopConfig)
+    tensorboard: bool = False  # TensorBoard event files in the run directory (pip install 'kanseg[tensorboard]')
     ukan_batch_size: int = Field(8, ge=1)
     out: str | None = None
 

@@ -14,6 +14,19 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def _peft_counts(model) -> str:
+    """``"trainable / frozen"`` parameters (millions) after ``apply_peft(model, extra_degrees=1)``, or ``-``."""
+    from kanseg.errors import KansegError
+    from kanseg.kan.peft import apply_peft, count_parameters
+
+    try:
+        apply_peft(model, extra_degrees=1)
+    except KansegError:
+        return "-"
+    counts = count_parameters(model)
+    return f"{counts['trainable'] / 1e6:.2f} M / {counts['frozen'] / 1e6:.2f} M"
+
+
 @app.command("models")
 def models_cmd(
     details: bool = typer.Option(False, "--details", help="Show parameters and FLOPs per image (2D and 3D)."),
@@ -34,7 +47,8 @@ def models_cmd(
         return
     header = ["model", "template", "blocks"]
     if details:
-        header += ["params 2D", f"GFLOPs 2D {size_2d}^2", "params 3D", f"GFLOPs 3D {size_3d}^3"]
+        header += ["params 2D", f"GFLOPs 2D {size_2d}^2", "params 3D", f"GFLOPs 3D {size_3d}^3",
+                   "PEFT E=1 2D trainable/frozen"]
     else:
         header += ["description"]
     rows = []
@@ -47,7 +61,8 @@ def models_cmd(
             c3 = measure_complexity(create_model(name, spatial_dims=3, in_channels=1, out_channels=1),
                                     (1, size_3d, size_3d, size_3d))
             row += [f"{c2.params / 1e6:.2f} M", f"{c2.flops / 1e9:.1f}", f"{c3.params / 1e6:.2f} M",
-                    f"{c3.flops / 1e9:.0f}"]
+                    f"{c3.flops / 1e9:.0f}", _peft_counts(create_model(name, spatial_dims=2, in_channels=3,
+                                                                        out_channels=1))]
         else:
             row += [preset.description]
         rows.append(row)
@@ -57,5 +72,6 @@ def models_cmd(
         typer.echo(
             f"\nPer image, eval mode: 2D with 3 -> 1 channels at {size_2d}x{size_2d}, 3D with 1 -> 1 channels at "
             f"{size_3d}^3. FLOPs = 2 x conv MACs + elementwise ops (KAN basis, norms, activations, up/down-sampling);"
-            " see kanseg.models.complexity."
+            " see kanseg.models.complexity. PEFT E=1: parameters trained / frozen after"
+            " kanseg.kan.peft.apply_peft(model, extra_degrees=1) ('-': no KAN conv it can wrap)."
         )

@@ -47,6 +47,8 @@ def train_cmd(
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this directory."),
     out: Optional[Path] = typer.Option(None, "--out", help="Run directory (default runs/<dataset>-<model>-...)."),
     settings: Optional[list[str]] = typer.Option(None, "--set", help="KEY=VALUE config override, repeatable."),
+    init_from: Optional[Path] = typer.Option(None, "--init-from", help="Start from this checkpoint's weights "
+                                             "(fine-tuning; add --set peft.extra_degrees=1 for PEFT)."),
 ) -> None:
     """Train a model; writes config.yaml, best.pt, last.pt, metrics.jsonl, log.txt, summary.json."""
     from kanseg.config import load_config
@@ -55,7 +57,7 @@ def train_cmd(
     if resume is not None:
         given = {"--dataset": dataset, "--model": model, "--config": config, "--split": split,
                  "--batch-size": batch_size, "--image-size": image_size, "--seed": seed, "--amp": amp,
-                 "--out": out, "--set": settings}
+                 "--out": out, "--set": settings, "--init-from": init_from}
         extra = [flag for flag, value in given.items() if value]
         if extra:
             raise KansegError(f"--resume continues the run's saved config; {', '.join(extra)} cannot change it "
@@ -64,8 +66,9 @@ def train_cmd(
             raise KansegError(f"cannot resume: {resume} is not a kanseg run directory (no config.yaml)")
         cfg = load_config(resume / "config.yaml", _overrides(epochs=epochs, device=device, data_root=data_root))
     else:
-        cfg = load_config(config, _overrides(dataset, model, data_root, split, epochs, batch_size, image_size,
-                                             seed, device, amp, out, settings))
+        cfg = load_config(config, {**_overrides(dataset, model, data_root, split, epochs, batch_size, image_size,
+                                                seed, device, amp, out, settings),
+                                   "init_from": str(init_from) if init_from is not None else None})
     train(cfg, resume=resume)
 
 

@@ -5,8 +5,8 @@
     >>> result = train(load_config("configs/cpu-quick.yaml", {"data.data_root": "data/CVC-ClinicDB"}))
     >>> evaluate_run(result.run_dir, subset="test")["report"]["per_image"]["dice"]
 
-Modules: ``trainer`` (the loop as steps, checkpoints, resume, DDP), ``callbacks`` (its hook points and
-``metrics.csv``), ``evaluate`` (native-resolution scoring,
+Modules: ``trainer`` (the loop as steps, checkpoints, resume, DDP), ``callbacks`` (its hook points,
+``metrics.csv``, early stopping), ``ema`` (EMA of the weights), ``tensorboard`` (event files), ``evaluate`` (native-resolution scoring,
 sharded over ranks), ``benchmark`` (models x seeds table), ``setup`` (config -> datasets, model,
 optimiser), ``losses``, ``optim``, ``distributed``, ``seeding``, ``runlog`` (console, log.txt,
 metrics.jsonl).

@@ -12,6 +12,7 @@ U-KAN trains its KAN layers with a larger learning rate (1e-2) than the rest (1e
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import torch
@@ -66,13 +67,56 @@ def build_optimizer(
     return OPTIMIZERS[name](groups)
 
 
-def build_scheduler(
-    optimizer: torch.optim.Optimizer, epochs: int, name: str = "cosine", min_lr: float = 1e-5
-) -> torch.optim.lr_scheduler.LRScheduler:
-    """Per-epoch schedule: ``cosine`` anneals every group from its lr to ``min_lr`` over ``epochs``
-    (U-KAN: CosineAnnealingLR(T_max=epochs, eta_min=min_lr)); ``none`` keeps the lr constant."""
+SCHEDULES = ("cosine", "poly", "none")
+
+
+def lr_factor(epoch: int, epochs: int, name: str = "cosine", warmup_epochs: int = 0, min_ratio: float = 0.0) -> float:
+    """The multiple of a group's base lr used in ``epoch`` (0-based) of ``epochs``.
+
+    The first ``warmup_epochs`` epochs rise linearly, ``(epoch + 1) / (warmup_epochs + 1)``, so the base lr is
+    reached at epoch ``warmup_epochs``; the schedule then runs over the remaining ``T = epochs - warmup_epochs``
+    epochs, ``t = epoch - warmup_epochs``: ``cosine`` ``min_ratio + (1 - min_ratio) (1 + cos(pi t / T)) / 2``,
+    ``poly`` (nnU-Net) ``(1 - t / T)^0.9``, ``none`` 1.
+    """
+    if epoch < warmup_epochs:
+        return (epoch + 1) / (warmup_epochs + 1)
+    t, span = epoch - warmup_epochs, max(epochs - warmup_epochs, 1)
     if name == "cosine":
+        return min_ratio + (1 - min_ratio) * (1 + math.cos(math.pi * min(t, span) / span)) / 2
+    if name == "poly":
+        return max(1 - t / span, 0.0) ** 0.9
+    return 1.0
+
+
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, epochs: int, name: str = "cosine", min_lr: float = 1e-5,
+    warmup_epochs: int = 0,
+) -> torch.optim.lr_scheduler.LRScheduler:
+    """Per-epoch schedule (:func:`lr_factor`): ``cosine`` anneals every group from its lr to ``min_lr`` over
+    ``epochs`` (U-KAN: CosineAnnealingLR(T_max=epochs, eta_min=min_lr)), ``poly`` decays it as nnU-Net,
+    ``none`` keeps it constant; ``warmup_epochs`` > 0 puts a linear warm-up first.
+
+    The factors are recomputed from ``epochs`` (not stored in the schedule's state), so a resumed run whose
+    ``epochs`` was raised follows the longer schedule.
+    """
+    if name not in SCHEDULES:
+        raise ValueError(f"unknown scheduler {name!r}; valid: {', '.join(SCHEDULES)}")
+    if name == "cosine" and not warmup_epochs:
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs, eta_min=min_lr)
-    if name == "none":
+    if name == "none" and not warmup_epochs:
         return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0)
-    raise ValueError(f"unknown scheduler {name!r}; valid: cosine, none")
+
+    def factor(base_lr: float):  # a closure, not a callable object: LambdaLR would store and restore its fields
+        ratio = min(min_lr / base_lr, 1.0) if base_lr > 0 else 0.0
+        return lambda epoch: lr_factor(epoch, epochs, name, warmup_epochs, ratio)
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, [factor(g["lr"]) for g in optimizer.param_groups])
+
+
+def accumulation_group(index: int, batches: int, accumulate: int) -> tuple[int, bool]:
+    """Gradient accumulation over ``batches`` batches, ``accumulate`` per optimiser step: the size of the
+    group batch ``index`` belongs to (the last group may be shorter) and whether the batch closes it (steps).
+    An epoch makes ``ceil(batches / accumulate)`` optimiser steps."""
+    start = index - index % accumulate
+    size = min(accumulate, batches - start)
+    return size, index + 1 == start + size

@@ -29,15 +29,37 @@ def default_run_dir(cfg: TrainConfig, root: str | Path = "runs") -> Path:
     return Path(root) / f"{dataset}-{cfg.model.name}-s{cfg.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
+# settings added after the first release: left out of a fingerprint while at their default, so the runs made
+# before them keep their digest
+LATER_DEFAULTS = {
+    "loss": {"focal_gamma": 2.0, "tversky_alpha": 0.5, "tversky_beta": 0.5, "class_weights": None,
+             "pos_weight": None, "deep_supervision": "mean", "ds_skip_lowest": False},
+    "optim": {"warmup_epochs": 0, "accumulate": 1, "ema_decay": None},
+    "early_stop": {"patience": None, "min_delta": 0.0},
+}
+
+
 def run_fingerprint(cfg: TrainConfig) -> dict[str, Any]:
     """What a run computes, as plain data: the resolved config less where its data lives, where it runs and
-    where it writes (``out``, ``device``, ``data.data_root``, ``data.num_workers``). Equal fingerprints, same run."""
+    where it writes (``out``, ``device``, ``tensorboard``, ``data.data_root``, ``data.num_workers``) and less the later settings
+    at their default (:data:`LATER_DEFAULTS`). Equal fingerprints, same run."""
     dump = cfg.model_dump()
-    for key in ("out", "device"):
+    for key in ("out", "device", "tensorboard"):
         dump.pop(key)
     for key in ("data_root", "num_workers"):
         dump["data"].pop(key)
+    _drop_defaults(dump, LATER_DEFAULTS)
     return dump
+
+
+def _drop_defaults(tree: dict[str, Any], defaults: dict[str, Any]) -> None:
+    for key, default in defaults.items():
+        if isinstance(default, dict):
+            _drop_defaults(tree[key], default)
+            if not tree[key]:
+                tree.pop(key)
+        elif tree[key] == default:
+            tree.pop(key)
 
 
 def run_digest(cfg: TrainConfig) -> str:
@@ -124,15 +146,32 @@ def make_model(cfg: TrainConfig, kwargs: dict[str, Any]) -> nn.Module:
         raise KansegError(f"cannot build model {cfg.model.name!r}: {str(err).splitlines()[0]}") from None
 
 
-def build_training(cfg: TrainConfig, model: nn.Module, device: torch.device):
-    """Loss, optimiser, per-epoch schedule and gradient scaler of a run."""
+def build_loss_for(cfg: TrainConfig, out_channels: int) -> nn.Module:
+    """The run's loss (:func:`kanseg.engine.losses.build_loss`); weights that do not fit the data are user errors."""
+    c = cfg.loss
+    if c.class_weights is not None and len(c.class_weights) != out_channels:
+        kind = "binary data (use loss.pos_weight)" if out_channels == 1 else f"{out_channels} classes"
+        raise KansegError(f"loss.class_weights has {len(c.class_weights)} values; this model has {kind}")
+    if c.pos_weight is not None and out_channels != 1:
+        raise KansegError(f"loss.pos_weight is for binary data; this model has {out_channels} classes "
+                          "(use loss.class_weights)")
+    try:
+        return build_loss(c.name, c.dice_weight, c.bce_weight, include_background=c.include_background,
+                          deep_supervision=c.deep_supervision, skip_lowest=c.ds_skip_lowest,
+                          focal_gamma=c.focal_gamma, tversky_alpha=c.tversky_alpha, tversky_beta=c.tversky_beta,
+                          class_weights=c.class_weights, pos_weight=c.pos_weight)
+    except ValueError as err:
+        raise KansegError(f"loss: {err}") from None
+
+
+def build_training(cfg: TrainConfig, model: nn.Module, device: torch.device, out_channels: int = 1):
+    """Loss, optimiser, per-epoch schedule and gradient scaler of a run (``out_channels``: of the model)."""
     if cfg.amp == "fp16" and device.type != "cuda":
         raise KansegError("--amp fp16 needs a CUDA device; use --amp bf16 or --amp off on CPU")
     o = cfg.optim
-    loss = build_loss(cfg.loss.name, cfg.loss.dice_weight, cfg.loss.bce_weight,
-                      include_background=cfg.loss.include_background)
+    loss = build_loss_for(cfg, out_channels).to(device)
     optimizer = build_optimizer(model, o.name, o.lr, o.weight_decay, o.kan_lr, o.kan_weight_decay, o.kan_scope)
-    scheduler = build_scheduler(optimizer, cfg.epochs, o.scheduler, o.min_lr)
+    scheduler = build_scheduler(optimizer, cfg.epochs, o.scheduler, o.min_lr, o.warmup_epochs)
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16")
     return loss, optimizer, scheduler, scaler
 

@@ -5,7 +5,7 @@ Run directory (written by rank 0 only): ``config.yaml`` (resolved), ``best.pt`` 
 best-so-far and RNG states), ``metrics.jsonl`` (one line per epoch), ``metrics.csv`` (the same as a
 table, :class:`~kanseg.engine.callbacks.MetricsCSV`), ``log.txt`` and, once the last epoch is done,
 ``summary.json`` (the best checkpoint evaluated on the validation subset, per case and aggregated,
-HD95 included).
+HD95 included; also when early stopping ended the run).
 
 The loop is made of steps sharing a :class:`TrainState`: :func:`_set_up`, then per epoch
 :func:`_run_epoch` (seeding, :func:`_train_epoch`, schedule), :func:`_validate` when due,
@@ -19,6 +19,7 @@ import hashlib
 import math
 import time
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,8 @@ from kanseg.engine.distributed import (
     init_distributed, shutdown,
 )
 from kanseg.engine.evaluate import autocast, evaluate_dataset
+from kanseg.engine.finetune import prepare_finetuning
+from kanseg.engine.optim import accumulation_group
 from kanseg.engine.runlog import RunLog, read_json, write_json
 from kanseg.engine.seeding import epoch_seed, rng_state, seed_everything, set_rng_state
 from kanseg.errors import Interrupted, KansegError
@@ -60,6 +63,9 @@ class TrainState:
 
     ``epoch`` is the 0-based index of the running epoch; ``record`` is its ``metrics.jsonl`` line
     (``epoch``, ``train_loss``, ``lr`` per group, ``val`` when validated, ``time_s``, ``best``).
+    ``eval_model`` is what validation scores and ``best.pt`` stores (the model, or a callback's EMA of it);
+    ``stop_reason`` set by a callback ends the run after the epoch; ``callback_states`` is what ``last.pt``
+    kept of the callbacks (resumed runs).
     """
 
     cfg: TrainConfig
@@ -83,12 +89,16 @@ class TrainState:
     resumed: bool
     start_epoch: int
     end_epoch: int
+    eval_model: nn.Module
+    callback_states: dict[str, Any] = field(default_factory=dict)
     best_epoch: int = 0
     best_value: float = -math.inf
     epoch: int = 0
     batch: int = 0
     batch_loss: float = math.nan
+    stepped: bool = False
     improved: bool = False
+    stop_reason: str | None = None
     record: dict[str, Any] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
     result: TrainResult | None = None
@@ -127,9 +137,12 @@ def _prepare_run_dir(cfg: TrainConfig, resume: Path | None, ctx: DistributedCont
     return run_dir
 
 
-def _restore(path: Path, cfg: TrainConfig, model, optimizer, scheduler, scaler) -> tuple[int, int, float]:
-    """Load ``last.pt`` into the training objects; returns (epochs done, best epoch, best value)."""
+def _restore(path: Path, cfg: TrainConfig, model, optimizer, scheduler, scaler) -> tuple[int, int, float, dict]:
+    """Load ``last.pt`` into the training objects; returns (epochs done, best epoch, best value, callback states)."""
     state = load_checkpoint(path)
+    if state.get("stopped"):
+        raise KansegError(f"{path.parent} stopped early after epoch {state['epoch']} ({state['stopped']}); "
+                          "the run is finished")
     if state["model"]["name"] != cfg.model.name:
         raise KansegError(f"{path} holds model {state['model']['name']!r}, its config says {cfg.model.name!r}")
     load_weights(model, state["state_dict"], cfg.model.name, path)
@@ -144,7 +157,7 @@ def _restore(path: Path, cfg: TrainConfig, model, optimizer, scheduler, scaler) 
     finished = summary.is_file() and "run" in read_json(summary)  # else: stopped in the final evaluation
     if done >= cfg.epochs and finished:
         raise KansegError(f"{path.parent} already finished {done} epochs; pass --epochs > {done} to extend it")
-    return done, int(state["best_epoch"]), float(state["best_value"])
+    return done, int(state["best_epoch"]), float(state["best_value"]), state.get("callbacks", {})
 
 
 def train(cfg: TrainConfig, *, resume: str | Path | None = None, stop_after: int | None = None) -> TrainResult:
@@ -198,8 +211,9 @@ def _train(cfg: TrainConfig, resume: Path | None, stop_after: int | None, ctx: D
            callbacks: Sequence[Callback] = ()) -> TrainResult:
     """The loop: set-up, then per epoch train -> validate (when due) -> checkpoint, then the final step; at the
     hook points it calls :func:`~kanseg.engine.callbacks.default_callbacks`, then ``callbacks``."""
+    hooks = CallbackList([*default_callbacks(cfg), *callbacks])
     state = _set_up(cfg, resume, stop_after, ctx)
-    hooks = CallbackList([*default_callbacks(), *callbacks])
+    hooks.load_state_dict(state.callback_states)
     hooks.on_fit_start(state)
     epochs = state.log.bar(range(state.start_epoch, state.end_epoch), total=state.end_epoch - state.start_epoch,
                            desc="training", leave=True)
@@ -214,11 +228,14 @@ def _train(cfg: TrainConfig, resume: Path | None, stop_after: int | None, ctx: D
         state.record["time_s"] = round(time.perf_counter() - started, 3)
         state.record["best"] = state.improved
         state.history.append(state.record)
-        _save_checkpoints(state)
+        _save_checkpoints(state, hooks)
         hooks.on_checkpoint(state)
         _report_epoch(state, epochs)
         hooks.on_epoch_end(state)
         barrier(ctx)
+        if state.stop_reason:
+            state.log.info(f"early stop after epoch {epoch + 1}: {state.stop_reason}")
+            break
     state.result = _finish(state)
     hooks.on_fit_end(state)
     return state.result
@@ -237,12 +254,15 @@ def _set_up(cfg: TrainConfig, resume: Path | None, stop_after: int | None, ctx: 
     train_ds, val_ds = data["train"], data["val"]
     seed_everything(cfg.seed)
     kwargs = setup.model_kwargs(cfg, train_ds)
-    model = setup.make_model(cfg, kwargs).to(ctx.device)
-    loss_fn, optimizer, scheduler, scaler = setup.build_training(cfg, model, ctx.device)
+    model = setup.make_model(cfg, kwargs)
+    peft = prepare_finetuning(cfg, model, kwargs, resumed=resume is not None)  # init_from, PEFT wrap
+    model = model.to(ctx.device)
+    loss_fn, optimizer, scheduler, scaler = setup.build_training(cfg, model, ctx.device, kwargs["out_channels"])
 
-    start_epoch, best_epoch, best_value = 0, 0, -math.inf
+    start_epoch, best_epoch, best_value, callback_states = 0, 0, -math.inf, {}
     if resume is not None:
-        start_epoch, best_epoch, best_value = _restore(run_dir / "last.pt", cfg, model, optimizer, scheduler, scaler)
+        start_epoch, best_epoch, best_value, callback_states = _restore(run_dir / "last.pt", cfg, model, optimizer,
+                                                                        scheduler, scaler)
     log = RunLog(run_dir, enabled=ctx.is_main)
     if ctx.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -256,12 +276,18 @@ def _set_up(cfg: TrainConfig, resume: Path | None, stop_after: int | None, ctx: 
              f"{ctx.world_size} process(es) on {ctx.device}, run dir {run_dir}")
     if note:
         log.info(f"note: {note}")
+    if peft:
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        log.info(f"PEFT {peft} from {cfg.init_from or 'random weights'}: {trainable / 1e6:.3f} M trainable, "
+                 f"{(n_params - trainable) / 1e6:.3f} M frozen parameters")
 
     net = DistributedDataParallel(model) if ctx.enabled else model
     sampler = DistributedSampler(train_ds, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True, seed=cfg.seed)
     loader = DataLoader(train_ds, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.data.num_workers,
                         drop_last=len(sampler) > cfg.batch_size, pin_memory=ctx.device.type == "cuda")
     info = dict(model_name=cfg.model.name, model_kwargs=kwargs, preprocessing=train_ds.preprocessing)
+    if peft:
+        info["peft"] = peft
     if cfg.data.patch_size:  # 3D patch training: predict uses the same window by default
         info["patch_size"] = [int(s) for s in cfg.data.patch_size]
     end_epoch = cfg.epochs if stop_after is None else min(cfg.epochs, start_epoch + stop_after)
@@ -269,32 +295,40 @@ def _set_up(cfg: TrainConfig, resume: Path | None, stop_after: int | None, ctx: 
                       optimizer=optimizer, scheduler=scheduler, scaler=scaler, train_ds=train_ds, val_ds=val_ds,
                       sampler=sampler, loader=loader, eval_kwargs=setup.eval_options(cfg, val_ds),
                       checkpoint_info=info, n_params=n_params, note=note, resumed=resume is not None,
-                      start_epoch=start_epoch, end_epoch=end_epoch, best_epoch=best_epoch, best_value=best_value)
+                      start_epoch=start_epoch, end_epoch=end_epoch, best_epoch=best_epoch, best_value=best_value,
+                      eval_model=model, callback_states=callback_states)
 
 
 def _train_epoch(state: TrainState, hooks: Callback) -> float:
-    """Epoch step: one pass over this rank's shard; returns the sample-weighted mean loss over all ranks."""
+    """Epoch step: one pass over this rank's shard; returns the sample-weighted mean loss over all ranks.
+
+    With ``optim.accumulate`` = N the gradients of N batches (fewer in the last group) are summed, each loss
+    divided by its group's size, before one optimiser step (DDP synchronises only the group's last backward)."""
     cfg, ctx, net, optimizer, scaler = state.cfg, state.ctx, state.net, state.optimizer, state.scaler
     net.train()
     total = torch.zeros(2, dtype=torch.float64)  # loss sum, samples
     bar = state.log.bar(state.loader, total=len(state.loader), desc=f"epoch {state.epoch + 1}/{cfg.epochs}")
     for index, batch in enumerate(bar):
+        group, steps = accumulation_group(index, len(state.loader), cfg.optim.accumulate)
         images = batch["image"].to(ctx.device, non_blocking=True)
         labels = batch["label"].to(ctx.device, non_blocking=True)
-        optimizer.zero_grad(set_to_none=True)
-        with autocast(ctx.device, cfg.amp):
-            outputs = net(images)
-        loss = state.loss_fn(outputs, labels)
-        if not torch.isfinite(loss):
-            raise KansegError(f"training diverged: loss is {loss.item()} at epoch {state.epoch + 1}; "
-                              "lower optim.lr / optim.kan_lr or set --amp off")
-        scaler.scale(loss).backward()
-        if cfg.optim.grad_clip:
-            scaler.unscale_(optimizer)
-            nn.utils.clip_grad_norm_(net.parameters(), cfg.optim.grad_clip)
-        scaler.step(optimizer)
-        scaler.update()
-        state.batch, state.batch_loss = index, loss.item()
+        if index % cfg.optim.accumulate == 0:
+            optimizer.zero_grad(set_to_none=True)
+        with net.no_sync() if ctx.enabled and not steps else nullcontext():
+            with autocast(ctx.device, cfg.amp):
+                outputs = net(images)
+            loss = state.loss_fn(outputs, labels)
+            if not torch.isfinite(loss):
+                raise KansegError(f"training diverged: loss is {loss.item()} at epoch {state.epoch + 1}; "
+                                  "lower optim.lr / optim.kan_lr or set --amp off")
+            scaler.scale(loss / group if group > 1 else loss).backward()
+        if steps:
+            if cfg.optim.grad_clip:
+                scaler.unscale_(optimizer)
+                nn.utils.clip_grad_norm_(net.parameters(), cfg.optim.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+        state.batch, state.batch_loss, state.stepped = index, loss.item(), steps
         total += torch.tensor([state.batch_loss * len(images), len(images)], dtype=torch.float64)
         bar.set_postfix(loss=f"{total[0] / total[1]:.4f}")
         hooks.on_train_batch_end(state)
@@ -315,6 +349,7 @@ def _run_epoch(state: TrainState, hooks: Callback) -> None:
     state.scheduler.step()
     state.record = {"epoch": state.epoch + 1, "train_loss": train_loss, "lr": lrs}
     state.improved = False
+    hooks.on_train_epoch_end(state)
 
 
 def _validation_due(cfg: TrainConfig, epoch: int) -> bool:
@@ -323,7 +358,7 @@ def _validation_due(cfg: TrainConfig, epoch: int) -> bool:
 
 def _validate(state: TrainState) -> None:
     """Validation step: score the validation subset; track the best value of ``cfg.monitor``."""
-    _, report = evaluate_dataset(state.model, state.val_ds, state.ctx, with_hd95=False, log=state.log,
+    _, report = evaluate_dataset(state.eval_model, state.val_ds, state.ctx, with_hd95=False, log=state.log,
                                  **state.eval_kwargs)
     state.record["val"] = _flat_scores(report)
     value = state.record["val"][state.cfg.monitor]
@@ -332,18 +367,20 @@ def _validate(state: TrainState) -> None:
         state.best_epoch, state.best_value = state.epoch + 1, value
 
 
-def _save_checkpoints(state: TrainState) -> None:
-    """Checkpoint step (main rank): the epoch's ``metrics.jsonl`` line, ``best.pt`` when improved, ``last.pt``."""
+def _save_checkpoints(state: TrainState, hooks: CallbackList) -> None:
+    """Checkpoint step (main rank): the epoch's ``metrics.jsonl`` line, ``best.pt`` (the validated weights) when
+    improved, ``last.pt`` (with the callbacks' states and why the run stopped early, if it did)."""
     if not state.ctx.is_main:
         return
     run_dir, record, info, epoch = state.run_dir, state.record, state.checkpoint_info, state.epoch + 1
     state.log.log_epoch(record)
     if state.improved:
-        save_checkpoint(run_dir / "best.pt", **info, state_dict=state.model.state_dict(), epoch=epoch,
+        save_checkpoint(run_dir / "best.pt", **info, state_dict=state.eval_model.state_dict(), epoch=epoch,
                         metrics=record["val"], monitor=state.cfg.monitor)
     save_checkpoint(run_dir / "last.pt", **info, state_dict=state.model.state_dict(), epoch=epoch,
                     best_epoch=state.best_epoch, best_value=state.best_value, optimizer=state.optimizer.state_dict(),
-                    scheduler=state.scheduler.state_dict(), scaler=state.scaler.state_dict(), rng=rng_state())
+                    scheduler=state.scheduler.state_dict(), scaler=state.scaler.state_dict(), rng=rng_state(),
+                    callbacks=hooks.state_dict(), stopped=state.stop_reason)
 
 
 def _report_epoch(state: TrainState, bar) -> None:
@@ -361,7 +398,7 @@ def _finish(state: TrainState) -> TrainResult:
     cfg, ctx, log, model = state.cfg, state.ctx, state.log, state.model
     digests = all_gather_objects(ctx, weights_digest(model))
     result = TrainResult(state.run_dir, state.best_epoch, state.best_value, state.history)
-    if state.end_epoch < cfg.epochs:
+    if state.end_epoch < cfg.epochs and state.stop_reason is None:
         log.info(f"stopped after epoch {state.end_epoch}; continue with: kanseg train --resume {state.run_dir}")
         return result
 
@@ -373,7 +410,8 @@ def _finish(state: TrainState) -> TrainResult:
         "run": {"model": cfg.model.name, "params": state.n_params, "dataset": cfg.data.dataset,
                 "split": cfg.data.split, "epochs": cfg.epochs, "best_epoch": state.best_epoch, "monitor": cfg.monitor,
                 "best_value": state.best_value, "world_size": ctx.world_size, "weights_sha1_per_rank": digests,
-                "protocol_note": state.note},
+                "protocol_note": state.note,
+                "stopped_early": {"epoch": state.epoch + 1, "reason": state.stop_reason} if state.stop_reason else None},
         cfg.data.val_subset: {"checkpoint": "best.pt", "epoch": state.best_epoch, "report": report, "cases": rows},
     }
     if ctx.is_main:

@@ -6,9 +6,11 @@ from torch import nn
 
 from kanseg.kan.factories import LayerSpec
 from kanseg.kan.layers import KANConv
+from kanseg.kan.peft_layer import PEFTKANConv
 
-# The KAN layer types: what ``optim.kan_lr`` trains and what the FLOP counter books as KAN work.
-KAN_LAYERS: tuple[type[nn.Module], ...] = (KANConv,)
+# The KAN layer types: what ``optim.kan_lr`` trains and what the FLOP counter books as KAN work (a PEFT layer's new
+# degrees and deltas are KAN parameters too).
+KAN_LAYERS: tuple[type[nn.Module], ...] = (KANConv, PEFTKANConv)
 
 BOTTLENECK_SUFFIX = "-bottleneck"
 

@@ -15,8 +15,6 @@ process shares the cores; at wide layers they tie. Which route a layer takes is 
 
 from __future__ import annotations
 
-import functools
-import json
 import math
 import os
 from dataclasses import dataclass
@@ -28,6 +26,7 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 
 from kanseg.errors import KansegError
+from kanseg.kernels.stage2_table import load_table  # the same JSON-table reader (cached, absent = empty)
 
 ENV_VAR = "KANSEG_CONV_BACKWARD"
 ROUTES = ("torch", "forward", "auto")
@@ -120,19 +119,10 @@ class ConvShape:
     voxels: int
 
 
-@functools.lru_cache(maxsize=4)
-def load_table(path: Path = TABLE_PATH) -> dict:
-    """``{"entries": [{spatial_dims, in_channels, out_channels, kernel_size, stride, groups, voxels, speedup}]}``."""
-    try:
-        return json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        return {"entries": []}
-
-
 def choose_forward(shape: ConvShape, table: dict | None = None) -> bool:
     """Whether the nearest measured row (same dims, kernel, stride and groups; nearest channels and size on a log
     scale) had the forward route at least :data:`MIN_SPEEDUP` faster. No row: torch's backward."""
-    table = load_table() if table is None else table
+    table = load_table(TABLE_PATH) if table is None else table
     rows = [r for r in table.get("entries", []) if r["spatial_dims"] == shape.spatial_dims
             and tuple(r["kernel_size"]) == shape.kernel_size and tuple(r["stride"]) == shape.stride
             and r["groups"] == shape.groups]

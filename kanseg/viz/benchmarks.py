@@ -23,10 +23,14 @@ from kanseg.viz.scores import markdown_table
 
 
 def result_kind(result: dict[str, Any]) -> str:
-    """``"layers"``, ``"kernels"``, ``"predict-memory"``, ``"model-memory"`` or ``"training"``; ``KansegError``
-    for anything else."""
+    """``"layers"``, ``"kernels"``, ``"predict-memory"``, ``"model-memory"``, ``"conv-backward"``, ``"step3d"`` or
+    ``"training"``; ``KansegError`` for anything else."""
     if "cases" in result:
         return "layers"
+    if "speedup" in (result.get("entries") or [{}])[0]:
+        return "conv-backward"
+    if "routes" in result:
+        return "step3d"
     rows = result.get("rows") or [{}]
     if "results" in result:
         return "predict-memory"
@@ -114,9 +118,28 @@ def model_memory_markdown(result: dict[str, Any]) -> str:
     return head + "\n\n" + markdown_table(rows, digits=1)
 
 
+def conv_backward_markdown(result: dict[str, Any]) -> str:
+    rows = [{"dims": r["spatial_dims"], "c_in → c_out": f"{r['in_channels']} → {r['out_channels']}",
+             "stride": r["stride"][0], "input": f"{r.get('batch', '')}×" + "×".join(map(str, r["size"])),
+             "torch backward ms": r["torch_ms"], "forward-kernel ms": r["forward_ms"], "speedup": r["speedup"]}
+            for r in result["entries"]]
+    return f"median of {result['repeats']} interleaved repeats\n\n" + markdown_table(rows, digits=2)
+
+
+def step3d_markdown(result: dict[str, Any]) -> str:
+    routes = result["routes"]
+    rows = [{"model": f"{r['model']} (width {r['base_width']}, depth {r['depth']})", "params (M)": r["params"] / 1e6,
+             **{f"{route} s/step": r[f"{route}_s"] for route in routes}, f"{routes[0]} / {routes[-1]}": r["speedup"]}
+            for r in result["rows"]]
+    head = (f"one training step (forward, cross-entropy, backward, Adam), batch {result['batch']}, input "
+            f"{'×'.join(map(str, result['input']))}, {result['out_channels']} classes; median of {result['repeats']}")
+    return head + "\n\n" + markdown_table(rows, digits=3)
+
+
 MARKDOWN: dict[str, Callable[[dict[str, Any]], str]] = {
     "layers": layers_markdown, "kernels": kernels_markdown, "predict-memory": predict_memory_markdown,
-    "model-memory": model_memory_markdown, "training": training_markdown,
+    "model-memory": model_memory_markdown, "training": training_markdown, "conv-backward": conv_backward_markdown,
+    "step3d": step3d_markdown,
 }
 
 

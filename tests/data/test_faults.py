@@ -58,12 +58,15 @@ def test_malformed_dataset_json_is_one_line(copy2d, capsys, edit, message):
 
 def test_both_label_map_forms_are_accepted(copy2d, capsys):
     root, meta = copy2d
-    forms = ({"0": "background", "1": "a", "2": "b"}, {"background": 0, "a": 1, "b": 2},
-             {"background": 0, "blob": [1, 2]})
+    forms = ({"0": "background", "1": "a", "2": "b"}, {"background": 0, "a": 1, "b": 2})
     for labels in forms:
         (root / "dataset.json").write_text(json.dumps({**meta, "labels": labels}))
         code, lines, _ = run(capsys, "verify", "--dataset", root)
         assert code == 0 and lines[-1].endswith("-> usable"), labels
+    # nnU-Net region labels (a class made of several values) are refused in one line, not misread
+    (root / "dataset.json").write_text(json.dumps({**meta, "labels": {"background": 0, "blob": [1, 2]}}))
+    code, _, err = run(capsys, "verify", "--dataset", root)
+    assert code == 2 and "'blob' is a region" in err and len(err.strip().splitlines()) == 1
 
 
 def test_label_values_outside_the_map_are_reported(copy2d, capsys):

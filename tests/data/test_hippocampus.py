@@ -25,13 +25,21 @@ def hippocampus(shared_dir):
 
 @pytest.fixture(scope="module")
 def three_cases(hippocampus, tmp_path_factory):
-    """A dataset.json over three real cases (2 train / 1 val), pointing at the shared files."""
+    """A dataset folder of three real cases (2 train / 1 val): links to the shared files (paths in a dataset.json
+    must stay inside its folder)."""
     meta = json.loads((hippocampus / "dataset.json").read_text())
-    training = [{"image": str(hippocampus / "imagesTr" / f"{c}.nii.gz"),
-                 "label": str(hippocampus / "labelsTr" / f"{c}.nii.gz")} for c in CASES]
+    root = tmp_path_factory.mktemp("hippo")
+    training = []
+    for case in CASES:
+        entry = {}
+        for key, folder in (("image", "imagesTr"), ("label", "labelsTr")):
+            (root / folder).mkdir(exist_ok=True)
+            (root / folder / f"{case}.nii.gz").symlink_to(hippocampus / folder / f"{case}.nii.gz")
+            entry[key] = f"./{folder}/{case}.nii.gz"
+        training.append(entry)
     meta.update(training=training, numTraining=3,
                 kanseg_splits={"default": {"train": list(CASES[:2]), "val": [CASES[2]], "test": [CASES[2]]}})
-    path = tmp_path_factory.mktemp("hippo") / "dataset.json"
+    path = root / "dataset.json"
     path.write_text(json.dumps(meta))
     return path
 

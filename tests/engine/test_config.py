@@ -88,3 +88,18 @@ def test_run_fingerprint_ignores_where_a_run_lives():
     assert run_fingerprint(base) == run_fingerprint(moved) and run_digest(base) == run_digest(moved)
     assert len(run_digest(base)) == 8
     assert run_digest(load_config(None, {"data.dataset": "demo", "seed": 1})) != run_digest(base)
+
+
+def test_later_settings_leave_default_fingerprints_alone():
+    """Options added after the first runs stay out of the fingerprint at their default: old digests still match."""
+    from kanseg.engine.setup import run_digest, run_fingerprint
+
+    base = load_config(None, {"data.dataset": "demo"})
+    fingerprint = run_fingerprint(base)
+    assert "early_stop" not in fingerprint and "tensorboard" not in fingerprint
+    assert "focal_gamma" not in fingerprint["loss"] and "accumulate" not in fingerprint["optim"]
+    assert run_digest(load_config(None, {"data.dataset": "demo", "tensorboard": True})) == run_digest(base)
+    changed = load_config(None, {"data.dataset": "demo", "optim.accumulate": 2, "early_stop.patience": 5})
+    assert run_fingerprint(changed)["optim"]["accumulate"] == 2 and run_fingerprint(changed)["early_stop"] == {
+        "patience": 5}  # min_delta left at its default
+    assert run_digest(changed) != run_digest(base)

@@ -169,7 +169,11 @@ def test_best_checkpoint_predicts_like_training(runs):
     {"model.name": "unetpp-gram-ds", "optim.kan_lr": 1e-3, "optim.grad_clip": 1.0},  # deep-supervision list
     {"loss.name": "dice", "optim.name": "adamw", "optim.scheduler": "none", "optim.kan_scope": "basis",
      "optim.kan_lr": 1e-3},
-], ids=["bf16", "deep-supervision", "dice-adamw"])
+    {"model.name": "unetpp-gram-ds", "model.kwargs": {"base_width": 4, "depth": 3}, "loss.name": "dice-focal",
+     "loss.deep_supervision": "decay", "loss.ds_skip_lowest": True},  # two outputs, the lowest weighted 0
+    {"loss.name": "tversky", "loss.tversky_alpha": 0.3, "loss.tversky_beta": 0.7, "optim.scheduler": "poly",
+     "optim.warmup_epochs": 1, "optim.accumulate": 5},
+], ids=["bf16", "deep-supervision", "dice-adamw", "deep-supervision-decay", "tversky-poly-accumulate"])
 def test_training_variants_run_and_score(tiny_config, tmp_path, overrides):
     result = train(tiny_config(tmp_path / "run", epochs=1, **overrides))
     (record,) = result.history
@@ -200,3 +204,38 @@ def test_3d_nifti_patches_then_whole_volume_sliding_window(tmp_path):
         assert row["tp"] + row["fn"] == int(native.sum())  # scored at native resolution
         assert row["model_union"] >= row["model_intersection"] >= 0
         assert row["hd95"] is not None and row["hd95"] >= 0
+
+
+# every training feature on: warm-up + poly, accumulation with a partial last group (6 batches, groups of 4),
+# EMA weights, early stopping (min_delta 1 cannot be beaten: it stops after epoch 3 of 4), TensorBoard, a weighted
+# loss, two parameter groups
+ALL_FEATURES = {"optim.warmup_epochs": 1, "optim.scheduler": "poly", "optim.accumulate": 4, "optim.ema_decay": 0.9,
+                "optim.kan_lr": 1e-2, "early_stop.patience": 2, "early_stop.min_delta": 1.0, "tensorboard": True,
+                "loss.pos_weight": 2.0}
+
+
+def test_resume_equals_uninterrupted_with_every_feature(tiny_config, tmp_path):
+    pytest.importorskip("tensorboard")
+    from tests.engine.test_training_features import read_scalars, tensorboard_expected
+
+    whole = train(tiny_config(tmp_path / "whole", epochs=4, **ALL_FEATURES))
+    resumed_dir = tmp_path / "resumed"
+    train(tiny_config(resumed_dir, epochs=4, **ALL_FEATURES), stop_after=1)
+    saved = (resumed_dir / "last.pt").read_bytes()
+    train(load_config(resumed_dir / "config.yaml"), resume=resumed_dir, stop_after=1)
+    (resumed_dir / "last.pt").write_bytes(saved)  # as if killed after logging epoch 2, before its last.pt
+    resumed = train(load_config(resumed_dir / "config.yaml"), resume=resumed_dir)
+
+    assert [r["epoch"] for r in whole.history] == [1, 2, 3] and whole.summary["run"]["stopped_early"]["epoch"] == 3
+    a, b = (load_checkpoint(d / "last.pt") for d in (tmp_path / "whole", resumed_dir))
+    for key in a["state_dict"]:
+        assert torch.equal(a["state_dict"][key], b["state_dict"][key]), key
+    for key, value in a["callbacks"]["EMAWeights"]["weights"].items():
+        assert torch.equal(value, b["callbacks"]["EMAWeights"]["weights"][key]), key
+    assert a["callbacks"]["EarlyStopping"] == b["callbacks"]["EarlyStopping"]
+    assert whole.summary["run"]["weights_sha1_per_rank"] == resumed.summary["run"]["weights_sha1_per_rank"]
+    assert _metrics(tmp_path / "whole") == _metrics(resumed_dir)
+    assert [m["lr"]["kan"] for m in _metrics(resumed_dir)] == pytest.approx([5e-3, 1e-2, 1e-2 * (2 / 3) ** 0.9])
+    assert whole.summary["val"]["report"] == resumed.summary["val"]["report"]
+    assert resumed.summary["run"]["stopped_early"] == whole.summary["run"]["stopped_early"]
+    assert read_scalars(resumed_dir) == read_scalars(tmp_path / "whole") == tensorboard_expected(resumed_dir)
