@@ -2,7 +2,7 @@
 
 Each command group lives in its own module and registers itself on :data:`app`:
 ``models`` (kanseg.cli.models), ``data`` (kanseg.cli.data), ``peft`` (kanseg.cli.peft), ``train/evaluate/benchmark/demo``
-(kanseg.cli.train), ``predict`` (kanseg.cli.predict). Errors derived from
+(kanseg.cli.train), ``predict`` (kanseg.cli.predict), ``export`` (kanseg.cli.export). Errors derived from
 :class:`kanseg.errors.KansegError` become one ``error: ...`` line and exit code 2, and so do usage errors
 (unknown flag, bad value); Ctrl-C during ``train``, ``predict`` or ``benchmark`` one ``interrupted: ...`` line
 (what was done, how to go on) and 130. Names and paths are checked (:mod:`kanseg.cli.checks`) before torch or
@@ -47,7 +47,7 @@ def _root(
 
 def _register() -> None:
     # Imported for their side effect of adding commands to `app`.
-    from kanseg.cli import data, models, peft, predict, train  # noqa: F401
+    from kanseg.cli import data, export, models, peft, predict, train  # noqa: F401
 
 
 _register()

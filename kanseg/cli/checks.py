@@ -16,7 +16,7 @@ from kanseg.errors import KansegError
 
 #: ``kanseg.models.list_models()`` (importing the registry loads torch); a test keeps the two equal.
 MODEL_NAMES = (
-    "attunet-gram", "ukagnet", "ukagnet-bottleneck", "unet-bernstein", "unet-bspline", "unet-chebyshev",
+    "attunet-gram", "dynunet-conv", "dynunet-gram", "ukagnet", "ukagnet-bottleneck", "unet-bernstein", "unet-bspline", "unet-chebyshev",
     "unet-conv", "unet-gram", "unet-gram-bottleneck", "unet-gram-conv", "unet-jacobi", "unet-legendre",
     "unet-rbf", "unet-relu", "unet-wavelet", "unetpp-gram", "unetpp-gram-ds",
 )

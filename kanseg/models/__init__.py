@@ -10,11 +10,14 @@
 Templates (:class:`UNet`, :class:`UNetPlusPlus`, :class:`AttentionUNet`) take block names from
 :func:`list_blocks`: ``conv``, ``kan:<family>``, ``kan:<family>-bottleneck``. KAN encoders for
 segmentation-models-pytorch live in :mod:`kanseg.models.smp_encoders` (imported on demand: it loads smp).
+MONAI's DynUNet with KAN convs is the template :class:`~kanseg.models.dynunet.KANDynUNet` (``dynunet-gram``).
+:func:`from_pretrained` loads a ``model.safetensors`` + ``config.json`` folder (``kanseg export --format safetensors``).
 """
 
 from kanseg.models.attention_unet import AttentionUNet
 from kanseg.models.base import SegmentationModel, UNetEncoder
 from kanseg.models.blocks import ConvBlock, ModelConfigError, create_block, list_blocks
+from kanseg.models.pretrained import from_pretrained, save_pretrained
 from kanseg.models.registry import Preset, create_model, get_preset, list_models, register_model
 from kanseg.models.unet import UNet
 from kanseg.models.unetpp import UNetPlusPlus
@@ -30,8 +33,10 @@ __all__ = [
     "UNetPlusPlus",
     "create_block",
     "create_model",
+    "from_pretrained",
     "get_preset",
     "list_blocks",
     "list_models",
     "register_model",
+    "save_pretrained",
 ]

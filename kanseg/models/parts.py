@@ -1,4 +1,4 @@
-"""Small dimension-generic parts shared by the templates: upsampling, attention gate, pad/crop."""
+"""Small dimension-generic parts shared by the templates: upsampling, attention gate, pad/crop, norms."""
 
 from __future__ import annotations
 
@@ -74,23 +74,51 @@ class AttentionGate(nn.Module):
         return skip * self.attention(skip, gate)
 
 
+class Float64StatsNorm(nn.Module):
+    """GroupNorm over ``(B, C, *S)`` (``groups == C``: InstanceNorm) with mean and variance in float64; result,
+    scale and shift in the input's dtype. What ONNX export puts in place of those norms (``kanseg.export``):
+    onnxruntime sums float32 reductions without compensation, far less accurately than PyTorch's own norms."""
+
+    def __init__(self, groups: int, channels: int, eps: float, weight: nn.Parameter | None = None,
+                 bias: nn.Parameter | None = None):
+        super().__init__()
+        self.groups, self.channels, self.eps = groups, channels, eps
+        self.weight, self.bias = weight, bias
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = x.to(torch.float64).reshape(x.shape[0], self.groups, -1)
+        centred = z - z.mean(dim=-1, keepdim=True)
+        variance = (centred * centred).mean(dim=-1, keepdim=True)
+        y = (centred * torch.rsqrt(variance + self.eps)).reshape(x.shape).to(x.dtype)
+        if self.weight is not None:
+            shape = (1, self.channels) + (1,) * (x.dim() - 2)
+            y = y * self.weight.view(shape) + self.bias.view(shape)
+        return y
+
+
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, ...]]:
     """Zero-pad the spatial dims of ``(B, C, *S)`` at the end up to a multiple of ``multiple``.
 
-    Returns the padded tensor and the original spatial size (for :func:`crop_to`).
+    Returns the padded tensor and the original spatial size (for :func:`crop_to`). While tracing
+    (``torch.jit.trace``, ONNX export) the pad is always applied with amounts computed from the traced sizes, so the
+    exported graph accepts any input size instead of the one it was traced with.
     """
     size = tuple(x.shape[2:])
-    target = [math.ceil(s / multiple) * multiple for s in size]
-    if list(size) == target:
-        return x, size
-    pad: list[int] = []
-    for s, t in zip(reversed(size), reversed(target)):  # F.pad lists the last dim first
-        pad += [0, t - s]
+    tracing = torch.jit.is_tracing()
+    if tracing:
+        extra = [(multiple - s % multiple) % multiple for s in size]
+    else:
+        extra = [math.ceil(s / multiple) * multiple - s for s in size]
+        if not any(extra):
+            return x, size
+    pad: list = []
+    for e in reversed(extra):  # F.pad lists the last dim first
+        pad += [0, e]
     return F.pad(x, pad), size
 
 
 def crop_to(x: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
     """Crop ``(B, C, *S')`` back to ``(B, C, *size)`` (the corner :func:`pad_to_multiple` kept)."""
-    if tuple(x.shape[2:]) == tuple(size):
+    if not torch.jit.is_tracing() and tuple(x.shape[2:]) == tuple(size):
         return x
     return x[(slice(None), slice(None)) + tuple(slice(0, s) for s in size)]

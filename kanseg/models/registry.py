@@ -17,13 +17,14 @@ from torch import nn
 
 from kanseg.kan import list_families
 from kanseg.models.attention_unet import AttentionUNet
-from kanseg.models.base import SegmentationModel, template_arguments
+from kanseg.models.base import template_arguments
 from kanseg.models.blocks import ModelConfigError
+from kanseg.models.dynunet import KANDynUNet
 from kanseg.models.unet import UNet
 from kanseg.models.unetpp import UNetPlusPlus
 
-TEMPLATES: dict[str, type[SegmentationModel]] = {
-    "UNet": UNet, "UNetPlusPlus": UNetPlusPlus, "AttentionUNet": AttentionUNet,
+TEMPLATES: dict[str, type[nn.Module]] = {
+    "UNet": UNet, "UNetPlusPlus": UNetPlusPlus, "AttentionUNet": AttentionUNet, "KANDynUNet": KANDynUNet,
 }
 _MERGED_KEYS = ("block_options", "encoder_block_options", "decoder_block_options")
 
@@ -33,11 +34,11 @@ class Preset:
     """A registered model: ``template(**defaults)``, described in one line."""
 
     name: str
-    template: type[SegmentationModel]
+    template: type[nn.Module]
     defaults: dict[str, Any] = field(default_factory=dict)
     description: str = ""
 
-    def build(self, **overrides: Any) -> SegmentationModel:
+    def build(self, **overrides: Any) -> nn.Module:
         valid = template_arguments(self.template)
         unknown = sorted(set(overrides) - set(valid))
         if unknown:
@@ -59,7 +60,7 @@ class Preset:
 _PRESETS: dict[str, Preset] = {}
 
 
-def register_model(name: str, template: type[SegmentationModel], description: str = "", **defaults: Any) -> Preset:
+def register_model(name: str, template: type[nn.Module], description: str = "", **defaults: Any) -> Preset:
     """Register preset ``name`` = ``template(**defaults)``; names are unique."""
     if name in _PRESETS:
         raise ValueError(f"model {name!r} registered twice")
@@ -121,3 +122,9 @@ register_model("ukagnet", UNet, "UKAGNet of the paper: plain KAGN U-Net, BatchNo
                encoder_block="kan:gram", block_options={"norm": "batch"}, **_KAN)
 register_model("ukagnet-bottleneck", UNet, "UKAGNet with bottleneck KAGN convs (the reference's default)",
                encoder_block="kan:gram-bottleneck", block_options={"norm": "batch"}, **_KAN)
+# MONAI's DynUNet (nnU-Net) with its convs swapped for KAN convs (kanseg.kan.monai_interop): MONAI's InstanceNorm +
+# LeakyReLU after each conv, transposed-conv upsampling; and the plain DynUNet as its baseline.
+register_model("dynunet-gram", KANDynUNet, "MONAI DynUNet of Gram KAN convs, degree 3, widths 16*2^d",
+               encoder_block="kan:gram", depth=5, base_width=16)
+register_model("dynunet-conv", KANDynUNet, "MONAI DynUNet baseline (plain convs), widths 32*2^d",
+               encoder_block="conv", depth=5, base_width=32)

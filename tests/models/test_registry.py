@@ -21,7 +21,7 @@ def test_required_presets_and_patterns():
 
 @pytest.mark.parametrize("name", list_models())
 def test_every_preset_builds_and_runs_tiny(name):
-    model = create_model(name, depth=2, base_width=4, in_channels=1, out_channels=2).eval()
+    model = create_model(name, depth=3, base_width=4, in_channels=1, out_channels=2).eval()  # DynUNet: depth >= 3
     assert model(torch.randn(1, 1, 13, 10)).shape == (1, 2, 13, 10)
 
 
