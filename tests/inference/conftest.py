@@ -1,5 +1,7 @@
 """Small real checkpoints (``unet-conv``, 2 levels, width 4) for the inference tests."""
 
+import nibabel as nib
+import numpy as np
 import pytest
 import torch
 
@@ -9,6 +11,19 @@ from kanseg.models import create_model
 
 RGB_INTENSITY = {"kind": "range", "a_min": 0.0, "a_max": 255.0, "mean": [0.485, 0.456, 0.406],
                  "std": [0.229, 0.224, 0.225]}
+
+
+NIFTI_GRID_KEYS = ("qform_code", "sform_code", "xyzt_units", "pixdim", "srow_x", "srow_y", "srow_z")
+
+
+def assert_mask_on_input_grid(mask_path, source_path):
+    """A written uint8 NIfTI mask has the input's shape, affine and grid header fields; returns (reference, mask)."""
+    ref, mask = nib.load(source_path), nib.load(mask_path)
+    assert mask.shape == ref.shape and mask.get_data_dtype() == np.uint8
+    np.testing.assert_array_equal(mask.affine, ref.affine)
+    for key in NIFTI_GRID_KEYS:
+        np.testing.assert_array_equal(mask.header[key], ref.header[key], err_msg=key)
+    return ref, mask
 
 
 def small_model_kwargs(spatial_dims: int, in_channels: int) -> dict:

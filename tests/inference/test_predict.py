@@ -16,7 +16,7 @@ from kanseg.errors import KansegError
 from kanseg.inference import Predictor, predict
 from kanseg.models import create_model
 
-from .conftest import make_checkpoint, small_model_kwargs
+from .conftest import assert_mask_on_input_grid, make_checkpoint, small_model_kwargs
 
 NIBABEL_DATA = Path(nib.__file__).parent / "tests" / "data"
 
@@ -69,11 +69,7 @@ def test_nifti_mask_keeps_affine_shape_and_header(tmp_path, checkpoint_3d):
     report = predict(checkpoint_3d, source, tmp_path / "out", roi_size=(16, 16, 16), overlap=0.25, tta=True,
                      save_probabilities=True, overlay=True)
     assert report.ok, report.failures
-    ref, mask = nib.load(source), nib.load(tmp_path / "out" / "case_7_mask.nii.gz")
-    assert mask.shape == ref.shape and mask.get_data_dtype() == np.uint8
-    np.testing.assert_array_equal(mask.affine, ref.affine)
-    for key in ["qform_code", "sform_code", "xyzt_units", "pixdim", "srow_x", "srow_y", "srow_z"]:
-        np.testing.assert_array_equal(mask.header[key], ref.header[key], err_msg=key)
+    ref, mask = assert_mask_on_input_grid(tmp_path / "out" / "case_7_mask.nii.gz", source)
     values = np.asanyarray(mask.dataobj)
     assert set(np.unique(values)) <= {0, 1}
     prob = np.asanyarray(nib.load(tmp_path / "out" / "case_7_prob.nii.gz").dataobj)

@@ -10,9 +10,15 @@ from torch import nn
 
 from kanseg.errors import KansegError
 from kanseg.inference import Predictor, predict
-from kanseg.inference.overlays import OVERLAY_ALPHA, OVERLAY_COLOUR, class_colour, overlay_mask
+from kanseg.inference.overlays import (
+    OVERLAY_ALPHA,
+    OVERLAY_COLOUR,
+    class_colour,
+    overlay_mask,
+)
 from kanseg.inference.writers import label_map
 
+from .conftest import assert_mask_on_input_grid
 from .test_predict import write_volume
 
 CLASSES = ["background", "left part", "right"]
@@ -36,11 +42,7 @@ def test_3d_label_map_keeps_grid_and_writes_label_values(tmp_path):
     source = write_volume(tmp_path / "case.nii.gz")
     report = predict(_predictor(), source, tmp_path / "out", save_probabilities=True, overlay=True)
     assert report.ok, report.failures
-    ref, mask = nib.load(source), nib.load(tmp_path / "out" / "case_mask.nii.gz")
-    assert mask.shape == ref.shape and mask.get_data_dtype() == np.uint8
-    np.testing.assert_array_equal(mask.affine, ref.affine)
-    for key in ["qform_code", "sform_code", "xyzt_units", "pixdim", "srow_x", "srow_y", "srow_z"]:
-        np.testing.assert_array_equal(mask.header[key], ref.header[key], err_msg=key)
+    ref, mask = assert_mask_on_input_grid(tmp_path / "out" / "case_mask.nii.gz", source)
     values = np.asanyarray(mask.dataobj)
     assert set(np.unique(values)) == set(LABEL_VALUES)  # every class present, stored as its value
     prob = nib.load(tmp_path / "out" / "case_prob.nii.gz")
