@@ -9,6 +9,7 @@ The fully resolved config is written next to the checkpoints as ``config.yaml``.
 
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -157,7 +158,7 @@ def _set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
             raise KansegError(f"config key {key!r}: {part!r} is not a section")
-    node[leaf] = value
+    node[leaf] = copy.deepcopy(value)  # later dotted keys may write into it: never into the caller's objects
 
 
 def _one_line(err: ValidationError, source: str) -> KansegError:

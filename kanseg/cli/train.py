@@ -22,13 +22,13 @@ def _overrides(
     dataset=None, model=None, data_root=None, split=None, epochs=None, batch_size=None, image_size=None,
     seed=None, device=None, amp=None, out=None, settings: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Flag values as dotted config keys (flags not given are ``None`` and skipped by load_config)."""
+    """``--set`` assignments, then the flags given (a flag beats a ``--set`` of the same key) as dotted config keys."""
     from kanseg.config import parse_assignment
 
     flags = {"data.dataset": dataset, "model.name": model, "data.data_root": data_root, "data.split": split,
              "epochs": epochs, "batch_size": batch_size, "data.image_size": image_size, "seed": seed,
              "device": device, "amp": amp, "out": str(out) if out is not None else None}
-    return {**dict(parse_assignment(s) for s in settings or []), **flags}
+    return {**dict(parse_assignment(s) for s in settings or []), **{k: v for k, v in flags.items() if v is not None}}
 
 
 @app.command("train")

@@ -103,3 +103,18 @@ def test_later_settings_leave_default_fingerprints_alone():
     assert run_fingerprint(changed)["optim"]["accumulate"] == 2 and run_fingerprint(changed)["early_stop"] == {
         "patience": 5}  # min_delta left at its default
     assert run_digest(changed) != run_digest(base)
+
+
+def test_set_reaches_keys_that_also_have_flags_and_flags_win():
+    from kanseg.cli.train import _overrides
+
+    cfg = load_config(None, _overrides(dataset="demo", settings=["epochs=1", "data.image_size=32", "seed=4"]))
+    assert (cfg.epochs, cfg.data.image_size, cfg.seed) == (1, 32, 4)  # flags not given do not erase --set
+    cfg = load_config(None, _overrides(dataset="demo", epochs=3, settings=["epochs=1"]))
+    assert cfg.epochs == 3
+
+
+def test_dotted_overrides_never_write_into_the_callers_objects():
+    kwargs = {"base_width": 8}
+    cfg = load_config(None, {"model.kwargs": kwargs, "model.kwargs.depth": 3})
+    assert cfg.model.kwargs == {"base_width": 8, "depth": 3} and kwargs == {"base_width": 8}
