@@ -25,7 +25,7 @@ from kanseg.models.unetpp import UNetPlusPlus
 TEMPLATES: dict[str, type[SegmentationModel]] = {
     "UNet": UNet, "UNetPlusPlus": UNetPlusPlus, "AttentionUNet": AttentionUNet,
 }
-_MERGED_KEYS = ("block_options", "encoder_block_options", "decoder_block_options")
+_MERGED_KEYS = ("block_options", "encoder_block_options", "decoder_block_options", "mixer_options")
 
 
 @dataclass(frozen=True)
@@ -121,3 +121,11 @@ register_model("ukagnet", UNet, "UKAGNet of the paper: plain KAGN U-Net, BatchNo
                encoder_block="kan:gram", block_options={"norm": "batch"}, **_KAN)
 register_model("ukagnet-bottleneck", UNet, "UKAGNet with bottleneck KAGN convs (the reference's default)",
                encoder_block="kan:gram-bottleneck", block_options={"norm": "batch"}, **_KAN)
+# KAN mixers of the paper (kanseg.kan.mixers): Gram self-attention / focal modulation after the bottleneck stage
+# (a kanseg extension), and focal modulation in every decoder stage as in the reference UKAGNet (mixer_type=focal).
+register_model("unet-gram-attention", UNet, "U-Net of Gram KAN convs + KAN self-attention after the bottleneck",
+               encoder_block="kan:gram", mixer="kan-attention", **_KAN)
+register_model("unet-gram-focal", UNet, "U-Net of Gram KAN convs + KAN focal modulation after the bottleneck",
+               encoder_block="kan:gram", mixer="kan-focal", **_KAN)
+register_model("ukagnet-focal", UNet, "UKAGNet with KAN focal modulation in every decoder stage (reference mixer)",
+               encoder_block="kan:gram", block_options={"norm": "batch"}, decoder_mixer="kan-focal", **_KAN)
