@@ -127,5 +127,5 @@ register_model("unet-gram-attention", UNet, "U-Net of Gram KAN convs + KAN self-
                encoder_block="kan:gram", mixer="kan-attention", **_KAN)
 register_model("unet-gram-focal", UNet, "U-Net of Gram KAN convs + KAN focal modulation after the bottleneck",
                encoder_block="kan:gram", mixer="kan-focal", **_KAN)
-register_model("ukagnet-focal", UNet, "UKAGNet with KAN focal modulation in every decoder stage (reference mixer)",
+register_model("unet-gram-decoder-focal", UNet, "UKAGNet + KAN focal modulation in every decoder stage (reference)",
                encoder_block="kan:gram", block_options={"norm": "batch"}, decoder_mixer="kan-focal", **_KAN)
