@@ -18,12 +18,14 @@ from torch import nn
 from kanseg.kan import list_families
 from kanseg.models.attention_unet import AttentionUNet
 from kanseg.models.base import SegmentationModel, template_arguments
+from kanseg.models.baselines import MonaiBasicUNet, MonaiDynUNet, SmpUNet
 from kanseg.models.blocks import ModelConfigError
 from kanseg.models.unet import UNet
 from kanseg.models.unetpp import UNetPlusPlus
 
 TEMPLATES: dict[str, type[SegmentationModel]] = {
     "UNet": UNet, "UNetPlusPlus": UNetPlusPlus, "AttentionUNet": AttentionUNet,
+    "MonaiBasicUNet": MonaiBasicUNet, "MonaiDynUNet": MonaiDynUNet, "SmpUNet": SmpUNet,
 }
 _MERGED_KEYS = ("block_options", "encoder_block_options", "decoder_block_options", "mixer_options")
 
@@ -129,3 +131,10 @@ register_model("unet-gram-focal", UNet, "U-Net of Gram KAN convs + KAN focal mod
                encoder_block="kan:gram", mixer="kan-focal", **_KAN)
 register_model("unet-gram-decoder-focal", UNet, "UKAGNet + KAN focal modulation in every decoder stage (reference)",
                encoder_block="kan:gram", block_options={"norm": "batch"}, decoder_mixer="kan-focal", **_KAN)
+# Established baselines trained by kanseg's own trainer (kanseg.models.baselines): library defaults, random init.
+register_model("monai-basicunet", MonaiBasicUNet, "MONAI BasicUNet, library defaults (2D: 1.98 M params, 3->1)")
+register_model("monai-dynunet", MonaiDynUNet, "MONAI DynUNet (nnU-Net style), 5 levels, instance norm")
+register_model("smp-unet-resnet18", SmpUNet, "smp Unet, ResNet-18 encoder, random init, 2D only",
+               encoder_name="resnet18")
+register_model("smp-unet-resnet34", SmpUNet, "smp Unet, ResNet-34 encoder, random init, 2D only",
+               encoder_name="resnet34")
