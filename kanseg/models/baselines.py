@@ -38,7 +38,8 @@ class BaselineModel(nn.Module):
         if spatial_dims not in self.supported_dims:
             dims = ", ".join(map(str, self.supported_dims))
             raise ModelConfigError(f"{name} supports spatial_dims {dims} only, got {spatial_dims!r}")
-        if not (isinstance(in_channels, int) and isinstance(out_channels, int) and min(in_channels, out_channels) >= 1):
+        channels = (in_channels, out_channels)
+        if not all(isinstance(c, int) and c >= 1 for c in channels):
             raise ModelConfigError(f"in_channels and out_channels must be >= 1, got {in_channels!r} and {out_channels!r}")
         self.spatial_dims, self.in_channels, self.out_channels = spatial_dims, in_channels, out_channels
         self.size_divisor = 1

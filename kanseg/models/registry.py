@@ -53,6 +53,8 @@ class Preset:
     @property
     def blocks(self) -> str:
         """``encoder_block`` or ``encoder/decoder`` when they differ."""
+        if not issubclass(self.template, SegmentationModel):
+            return "-"  # a wrapped library network (kanseg.models.baselines)
         enc = self.defaults.get("encoder_block", "conv")
         dec = self.defaults.get("decoder_block") or enc
         return enc if dec == enc else f"{enc}/{dec}"
@@ -125,8 +127,9 @@ register_model("ukagnet-bottleneck", UNet, "UKAGNet with bottleneck KAGN convs (
                encoder_block="kan:gram-bottleneck", block_options={"norm": "batch"}, **_KAN)
 # KAN mixers of the paper (kanseg.kan.mixers): Gram self-attention / focal modulation after the bottleneck stage
 # (a kanseg extension), and focal modulation in every decoder stage as in the reference UKAGNet (mixer_type=focal).
-register_model("unet-gram-attention", UNet, "U-Net of Gram KAN convs + KAN self-attention after the bottleneck",
-               encoder_block="kan:gram", mixer="kan-attention", **_KAN)
+register_model("unet-gram-attention", UNet, "U-Net of Gram KAN convs + KAN self-attention (width 64) after the "
+               "bottleneck", encoder_block="kan:gram", mixer="kan-attention", mixer_options={"inner_channels": 64},
+               **_KAN)
 register_model("unet-gram-focal", UNet, "U-Net of Gram KAN convs + KAN focal modulation after the bottleneck",
                encoder_block="kan:gram", mixer="kan-focal", **_KAN)
 register_model("unet-gram-decoder-focal", UNet, "UKAGNet + KAN focal modulation in every decoder stage (reference)",
