@@ -20,3 +20,13 @@ def test_one_epoch(tmp_path, tiny_config, overrides, module):
     assert math.isfinite(result.best_value)
     model = build_model(load_checkpoint(result.run_dir / "best.pt"))
     assert module in {type(m).__name__ for m in model.modules()}
+
+
+def test_penalties_are_added_and_logged_apart(tmp_path, tiny_config):
+    import json
+
+    result = train(tiny_config(tmp_path / "run", epochs=1, **{
+        "loss.l1_weight": 1e-4, "loss.l1_activation": 1e-6, "loss.l2_activation": 1e-5}))
+    record = json.loads((result.run_dir / "metrics.jsonl").read_text().splitlines()[-1])
+    assert set(record["penalties"]) == {"l1_weight", "l1_activation", "l2_activation"}
+    assert all(v > 0 for v in record["penalties"].values())
