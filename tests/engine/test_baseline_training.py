@@ -7,13 +7,16 @@ import pytest
 from kanseg.checkpoint import build_model, load_checkpoint
 from kanseg.engine import train
 
+TINY_KWARGS = {"base_width": 4, "depth": 2}
+
 
 @pytest.mark.parametrize("overrides, module", [
     ({"model.name": "monai-basicunet", "model.kwargs": {"features": [4, 4, 8, 8, 8, 4]}}, "MonaiBasicUNet"),
     ({"model.name": "monai-dynunet", "model.kwargs": {"depth": 3, "filters": [4, 8, 8]}}, "MonaiDynUNet"),
     ({"model.name": "smp-unet-resnet18", "model.kwargs": {"decoder_channels": [8, 8, 8, 4, 4]}}, "SmpUNet"),
-    ({"model.kwargs.mixer": "kan-attention", "model.kwargs.mixer_options": {"degree": 2}}, "KANSelfAttention"),
-    ({"model.kwargs.decoder_mixer": "kan-focal"}, "KANFocalModulation"),
+    # whole kwargs dicts: dotted "model.kwargs.<key>" overrides write into the shared TINY dict of the fixture
+    ({"model.kwargs": {**TINY_KWARGS, "mixer": "kan-attention", "mixer_options": {"degree": 2}}}, "KANSelfAttention"),
+    ({"model.kwargs": {**TINY_KWARGS, "decoder_mixer": "kan-focal"}}, "KANFocalModulation"),
 ], ids=["basicunet", "dynunet", "smp-resnet18", "mixer-attention", "decoder-focal"])
 def test_one_epoch(tmp_path, tiny_config, overrides, module):
     result = train(tiny_config(tmp_path / "run", epochs=1, **overrides))
