@@ -10,6 +10,9 @@
 Templates (:class:`UNet`, :class:`UNetPlusPlus`, :class:`AttentionUNet`) take block names from
 :func:`list_blocks`: ``conv``, ``kan:<family>``, ``kan:<family>-bottleneck``. KAN encoders for
 segmentation-models-pytorch live in :mod:`kanseg.models.smp_encoders` (imported on demand: it loads smp).
+KAN mixers (self-attention, focal modulation) join any template through ``mixer`` (after the bottleneck) or
+``decoder_mixer`` (:mod:`kanseg.models.mixers`). Established baselines (``monai-basicunet``, ``monai-dynunet``,
+``smp-unet-resnet18``, ``smp-unet-resnet34``) are wrapped in :mod:`kanseg.models.baselines`.
 """
 
 from kanseg.models.attention_unet import AttentionUNet

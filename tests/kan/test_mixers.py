@@ -163,3 +163,23 @@ def test_too_many_positions_is_a_clear_error():
     mixer = create_mixer("kan-attention", 2, 2, max_positions=20)
     with pytest.raises(ValueError, match=r"25 positions exceeds max_positions 20"):
         mixer(torch.randn(2, 2, 5, 5))
+
+
+@pytest.mark.parametrize("name", list_mixers())
+def test_bf16_autocast_is_finite_and_attention_accumulates_in_fp32(name):
+    torch.manual_seed(0)
+    mixer = create_mixer(name, 2, 4)
+    if name == "kan-attention":
+        with torch.no_grad():
+            mixer.gamma.fill_(1.0)
+    x = torch.randn(2, 4, 6, 5) * 100
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = mixer(x)
+    assert y.shape == x.shape and torch.isfinite(y).all()
+
+
+@pytest.mark.parametrize("family", ["relu", "bspline", "rbf", "bernstein", "wavelet"])
+def test_other_families_work_too(family):
+    for name in list_mixers():
+        mixer = create_mixer(name, 2, 4, family=family)
+        assert mixer(torch.randn(2, 4, 5, 5)).shape == (2, 4, 5, 5)
