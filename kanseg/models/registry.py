@@ -52,12 +52,13 @@ class Preset:
 
     @property
     def blocks(self) -> str:
-        """``encoder_block`` or ``encoder/decoder`` when they differ."""
+        """``encoder_block`` or ``encoder/decoder`` when they differ, ``+ mixer`` when the preset has one."""
         if not issubclass(self.template, SegmentationModel):
             return "-"  # a wrapped library network (kanseg.models.baselines)
         enc = self.defaults.get("encoder_block", "conv")
         dec = self.defaults.get("decoder_block") or enc
-        return enc if dec == enc else f"{enc}/{dec}"
+        mixers = [self.defaults.get(key) for key in ("mixer", "decoder_mixer")]
+        return (enc if dec == enc else f"{enc}/{dec}") + "".join(f" + {m}" for m in mixers if m)
 
 
 _PRESETS: dict[str, Preset] = {}

@@ -86,3 +86,10 @@ def test_attention_at_a_too_fine_level_names_the_size():
     model = create_model("unet-gram", **TINY, decoder_mixer="kan-attention", mixer_options={"max_positions": 64})
     with pytest.raises(ValueError, match=r"positions exceeds max_positions 64"):
         model(torch.randn(2, 3, 16, 16))
+
+
+def test_models_table_names_the_mixer():
+    from kanseg.models import get_preset
+
+    assert get_preset("unet-gram-attention").blocks == "kan:gram + kan-attention"
+    assert get_preset("unet-gram").blocks == "kan:gram"
