@@ -62,6 +62,12 @@ class LossConfig(_Section):
     # (1, 1/2, 1/4, ... normalised); ds_skip_lowest gives the lowest-resolution output weight 0
     deep_supervision: Literal["mean", "decay"] = "mean"
     ds_skip_lowest: bool = False
+    # penalties of the paper's regularisation study (kanseg.engine.penalties), added to the loss, logged apart:
+    # L1 of the weights of every KAN conv but the first; L1 / L2 batch-axis norms of every KAN conv's output
+    l1_weight: float = Field(0.0, ge=0)
+    l1_activation: float = Field(0.0, ge=0)
+    l2_activation: float = Field(0.0, ge=0)
+    activation_per_sample: bool = False  # divide the activation terms by the batch size
 
     @field_validator("class_weights")
     @classmethod

@@ -16,9 +16,11 @@ from kanseg.errors import KansegError
 
 #: ``kanseg.models.list_models()`` (importing the registry loads torch); a test keeps the two equal.
 MODEL_NAMES = (
-    "attunet-gram", "dynunet-conv", "dynunet-gram", "ukagnet", "ukagnet-bottleneck", "unet-bernstein", "unet-bspline", "unet-chebyshev",
-    "unet-conv", "unet-gram", "unet-gram-bottleneck", "unet-gram-conv", "unet-jacobi", "unet-legendre",
-    "unet-rbf", "unet-relu", "unet-wavelet", "unetpp-gram", "unetpp-gram-ds",
+    "attunet-gram", "dynunet-conv", "dynunet-gram", "monai-basicunet", "monai-dynunet", "smp-unet-resnet18",
+    "smp-unet-resnet34", "ukagnet", "ukagnet-bottleneck", "unet-bernstein", "unet-bspline", "unet-chebyshev",
+    "unet-conv", "unet-gram", "unet-gram-attention", "unet-gram-bottleneck", "unet-gram-conv",
+    "unet-gram-decoder-focal", "unet-gram-focal", "unet-jacobi", "unet-legendre", "unet-rbf", "unet-relu",
+    "unet-wavelet", "unetpp-gram", "unetpp-gram-ds",
 )
 
 

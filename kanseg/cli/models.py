@@ -36,7 +36,7 @@ def models_cmd(
 ) -> None:
     """List the KAN convolution families, block names and model presets."""
     from kanseg.kan import list_families
-    from kanseg.models import create_model, get_preset, list_models
+    from kanseg.models import ModelConfigError, create_model, get_preset, list_models
     from kanseg.models.complexity import measure_complexity
 
     typer.echo(f"KAN convolution families: {', '.join(list_families())}")
@@ -58,10 +58,14 @@ def models_cmd(
         if details:
             c2 = measure_complexity(create_model(name, spatial_dims=2, in_channels=3, out_channels=1),
                                     (3, size_2d, size_2d))
-            c3 = measure_complexity(create_model(name, spatial_dims=3, in_channels=1, out_channels=1),
-                                    (1, size_3d, size_3d, size_3d))
-            row += [f"{c2.params / 1e6:.2f} M", f"{c2.flops / 1e9:.1f}", f"{c3.params / 1e6:.2f} M",
-                    f"{c3.flops / 1e9:.0f}", _peft_counts(create_model(name, spatial_dims=2, in_channels=3,
+            try:  # 2D-only presets (smp-*) have no 3D row
+                c3 = measure_complexity(create_model(name, spatial_dims=3, in_channels=1, out_channels=1),
+                                        (1, size_3d, size_3d, size_3d))
+                params_3d, flops_3d = f"{c3.params / 1e6:.2f} M", f"{c3.flops / 1e9:.0f}"
+            except ModelConfigError:
+                params_3d = flops_3d = "-"
+            row += [f"{c2.params / 1e6:.2f} M", f"{c2.flops / 1e9:.1f}", params_3d,
+                    flops_3d, _peft_counts(create_model(name, spatial_dims=2, in_channels=3,
                                                                         out_channels=1))]
         else:
             row += [preset.description]

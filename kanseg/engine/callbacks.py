@@ -179,6 +179,10 @@ def default_callbacks(cfg: TrainConfig | None = None) -> list[Callback]:
         from kanseg.engine.ema import EMAWeights
 
         callbacks.append(EMAWeights(cfg.optim.ema_decay))
+    if cfg.loss.l1_weight or cfg.loss.l1_activation or cfg.loss.l2_activation:
+        from kanseg.engine.penalties import PenaltyLog
+
+        callbacks.append(PenaltyLog())
     if cfg.early_stop.patience is not None:
         callbacks.append(EarlyStopping(cfg.monitor, cfg.early_stop.patience, cfg.early_stop.min_delta))
     if cfg.tensorboard:

@@ -169,7 +169,9 @@ def build_training(cfg: TrainConfig, model: nn.Module, device: torch.device, out
     if cfg.amp == "fp16" and device.type != "cuda":
         raise KansegError("--amp fp16 needs a CUDA device; use --amp bf16 or --amp off on CPU")
     o = cfg.optim
-    loss = build_loss_for(cfg, out_channels).to(device)
+    from kanseg.engine.penalties import with_penalties
+
+    loss = with_penalties(build_loss_for(cfg, out_channels).to(device), model, cfg)
     optimizer = build_optimizer(model, o.name, o.lr, o.weight_decay, o.kan_lr, o.kan_weight_decay, o.kan_scope)
     scheduler = build_scheduler(optimizer, cfg.epochs, o.scheduler, o.min_lr, o.warmup_epochs)
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16")

@@ -18,10 +18,10 @@ from kanseg.kan.factories import (
     LayerSpec,
     check_spatial_dims,
     conv_class,
-    dropout_layer,
     get_activation,
     get_norm,
 )
+from kanseg.kan.regularization import DROPOUT_PLACEMENTS, make_dropout
 
 
 def _positive_int(name: str, value) -> int:
@@ -49,7 +49,11 @@ class KANConv(nn.Module):
         in_channels / out_channels: C_in, C_out (both divisible by ``groups``).
         kernel_size, stride, padding, dilation: as for ``nn.ConvNd`` (ints); zero padding applies to the basis.
         groups: channel groups G (real grouped convolutions).
-        dropout: channel dropout on ν(x), before the basis.
+        dropout: probability of the layer's dropout (spec §3.1), placed by ``dropout_placement``.
+        dropout_placement: ``poly`` (on ν(x), before the basis; the default), ``full`` (on the layer input, before
+            both branches) or ``degree`` (on the basis tensor B(ν(x)): single (channel, degree) maps).
+        dropout_kind: ``channel`` (``DropoutNd``) or ``noise`` (:class:`~kanseg.kan.regularization.NoiseInjection`
+            with ``noise_alpha`` and ``noise_std_over``).
         norm: ``"instance"``, ``"batch"``, ``"group"``, ``"none"`` or another MONAI ``Norm`` name, or
             ``(name, options)`` such as ``("instance", {"affine": True})``; ``None`` for the family default.
         act: the activation after the norm, a MONAI ``Act`` name (plus ``silu``, ``identity``) or
@@ -65,7 +69,8 @@ class KANConv(nn.Module):
     def __init__(self, family: str, spatial_dims: int, in_channels: int, out_channels: int, kernel_size: int,
                  stride: int = 1, padding: int = 0, dilation: int = 1, groups: int = 1, dropout: float = 0.0,
                  norm: LayerSpec = None, bottleneck: bool = False, dim_reduction: float = 4.0,
-                 act: LayerSpec = None, **options):
+                 act: LayerSpec = None, dropout_placement: str = "poly", dropout_kind: str = "channel",
+                 noise_alpha: float = 0.05, noise_std_over: str = "channel", **options):
         super().__init__()
         family_cls = get_family(family)
         check_spatial_dims(spatial_dims)
@@ -96,7 +101,12 @@ class KANConv(nn.Module):
         norm_module = get_norm(norm, spatial_dims, basis_in) if family_cls.norm_on_input else None
         self.basis = family_cls(in_channels=basis_in, out_channels=basis_out, groups=groups,
                                 spatial_dims=spatial_dims, kernel_size=kernel_size, norm_module=norm_module, **options)
-        self.dropout = dropout_layer(spatial_dims, dropout)
+        if dropout_placement not in DROPOUT_PLACEMENTS:
+            raise ValueError(f"unknown dropout_placement {dropout_placement!r}; valid: {', '.join(DROPOUT_PLACEMENTS)}")
+        self.dropout_placement = dropout_placement
+        self.dropout = make_dropout(spatial_dims, dropout, dropout_kind, noise_alpha, noise_std_over)
+        # the fused kernels apply a channel-dropout scale at the poly placement only
+        self._fusable = self.dropout is None or (dropout_kind == "channel" and dropout_placement != "degree")
         self.basis_conv = self.basis.make_basis_conv(conv, kernel_size, stride, padding, dilation)
 
         self.base_conv = None
@@ -119,17 +129,20 @@ class KANConv(nn.Module):
         autocast_on = torch.is_autocast_enabled(z.device.type)
         with torch.autocast(device_type=z.device.type, enabled=False):
             t = self.basis.input_map(z if z.dtype == torch.float64 else z.float())
-            if self.dropout is not None:
+            if self.dropout is not None and self.dropout_placement == "poly":
                 t = self.dropout(t)
             expanded = self.basis.expand(t)
+            if self.dropout is not None and self.dropout_placement == "degree":
+                expanded = self.dropout(expanded)
         return expanded if autocast_on or z.dtype == torch.float64 else expanded.to(z.dtype)
 
     def basis_branch(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, C_in, *S) -> (B, C_out, *S')``: the KAN part of the layer."""
         z = self.inner_proj(x) if self.inner_proj is not None else x
         # --- kanseg.kernels: fused, memory-saving path (KANSEG_KERNELS=eager|fused|auto) -----------------------
-        if kernels.use_fused(z):
-            y = kernels.basis_conv(z, self.basis, self.basis_conv, self.dropout)
+        if self._fusable and kernels.use_fused(z):
+            poly_dropout = self.dropout if self.dropout_placement == "poly" else None
+            y = kernels.basis_conv(z, self.basis, self.basis_conv, poly_dropout)
         else:
             y = self.basis_conv(self.expand(z))
         # --- end kanseg.kernels ----------------------------------------------------------------------------------
@@ -140,6 +153,8 @@ class KANConv(nn.Module):
             raise ValueError(f"{type(self).__name__}({self.family}) expects (B, {self.in_channels}, "
                              f"{'*' * self.spatial_dims}) input with {self.spatial_dims} spatial dims, "
                              f"got shape {tuple(x.shape)}")
+        if self.dropout is not None and self.dropout_placement == "full":
+            x = self.dropout(x)
         y = self.basis_branch(x)
         if self.base_conv is not None:
             # --- kanseg.kernels: base branch recomputes φ(x) in backward instead of saving it -------------------

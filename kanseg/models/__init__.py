@@ -12,6 +12,9 @@ Templates (:class:`UNet`, :class:`UNetPlusPlus`, :class:`AttentionUNet`) take bl
 segmentation-models-pytorch live in :mod:`kanseg.models.smp_encoders` (imported on demand: it loads smp).
 MONAI's DynUNet with KAN convs is the template :class:`~kanseg.models.dynunet.KANDynUNet` (``dynunet-gram``).
 :func:`from_pretrained` loads a ``model.safetensors`` + ``config.json`` folder (``kanseg export --format safetensors``).
+KAN mixers (self-attention, focal modulation) join any template through ``mixer`` (after the bottleneck) or
+``decoder_mixer`` (:mod:`kanseg.models.mixers`). Established baselines (``monai-basicunet``, ``monai-dynunet``,
+``smp-unet-resnet18``, ``smp-unet-resnet34``) are wrapped in :mod:`kanseg.models.baselines`.
 """
 
 from kanseg.models.attention_unet import AttentionUNet

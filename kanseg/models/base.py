@@ -17,6 +17,7 @@ from torch import nn
 
 from kanseg.kan.factories import conv_class
 from kanseg.models.blocks import ModelConfigError, create_block
+from kanseg.models.mixers import build_mixer, with_mixer
 from kanseg.models.parts import check_upsample_mode, crop_to, pad_to_multiple
 
 BlockFactory = Callable[..., nn.Module]  # make(in_channels, out_channels, stride=1) -> block
@@ -78,6 +79,9 @@ class SegmentationModel(nn.Module):
         downsample: ``maxpool``, ``avgpool`` or ``stride`` (strided first conv of each level).
         upsample: ``linear`` (bi/trilinear, ``align_corners=True``), ``nearest`` or ``transpose``.
         deep_supervision: one head per decoder output of the top row (U-Net++ only).
+        mixer: a KAN mixer (``kan-attention``, ``kan-focal``) on the deepest features, after the bottleneck stage.
+        decoder_mixer: a KAN mixer at the start of every decoder block, on the concatenated channels.
+        mixer_options: options of every mixer (``family``, ``degree``...; :mod:`kanseg.models.mixers`).
     """
 
     supports_deep_supervision = False
@@ -87,7 +91,8 @@ class SegmentationModel(nn.Module):
                  encoder_block: str = "conv", decoder_block: str | None = None,
                  block_options: dict[str, Any] | None = None, encoder_block_options: dict[str, Any] | None = None,
                  decoder_block_options: dict[str, Any] | None = None, downsample: str = "maxpool",
-                 upsample: str = "linear", deep_supervision: bool = False):
+                 upsample: str = "linear", deep_supervision: bool = False, mixer: str | None = None,
+                 decoder_mixer: str | None = None, mixer_options: dict[str, Any] | None = None):
         super().__init__()
         widths = _resolve_widths(widths, depth, base_width)
         _check(spatial_dims in (1, 2, 3), f"spatial_dims must be 1, 2 or 3, got {spatial_dims!r}")
@@ -113,7 +118,9 @@ class SegmentationModel(nn.Module):
                                      **{**shared, **(encoder_block_options or {})})
         make_decoder_block = partial(create_block, decoder_block or encoder_block, spatial_dims,
                                      **{**shared, **(decoder_block_options or {})})
+        make_decoder_block = with_mixer(make_decoder_block, decoder_mixer, spatial_dims, mixer_options)
         self.encoder = UNetEncoder(spatial_dims, in_channels, widths, make_encoder_block, downsample)
+        self.mixer = build_mixer(mixer, spatial_dims, widths[-1], mixer_options)
         self.decoder = self.build_decoder(spatial_dims, widths, make_decoder_block, upsample)
         head_channels = self.decoder.out_channels if deep_supervision else self.decoder.out_channels[:1]
         conv = conv_class(spatial_dims)
@@ -131,7 +138,10 @@ class SegmentationModel(nn.Module):
                 f"got shape {tuple(x.shape)}"
             )
         x, size = pad_to_multiple(x, self.size_divisor)
-        maps = self.decoder(self.encoder(x))
+        features = self.encoder(x)
+        if self.mixer is not None:
+            features[-1] = self.mixer(features[-1])
+        maps = self.decoder(features)
         if self.deep_supervision and self.training:
             return [crop_to(head(m), size) for head, m in zip(self.heads, maps)]
         return crop_to(self.heads[0](maps[0]), size)

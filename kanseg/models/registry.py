@@ -18,6 +18,7 @@ from torch import nn
 from kanseg.kan import list_families
 from kanseg.models.attention_unet import AttentionUNet
 from kanseg.models.base import template_arguments
+from kanseg.models.baselines import BaselineModel, MonaiBasicUNet, MonaiDynUNet, SmpUNet
 from kanseg.models.blocks import ModelConfigError
 from kanseg.models.dynunet import KANDynUNet
 from kanseg.models.unet import UNet
@@ -25,8 +26,9 @@ from kanseg.models.unetpp import UNetPlusPlus
 
 TEMPLATES: dict[str, type[nn.Module]] = {
     "UNet": UNet, "UNetPlusPlus": UNetPlusPlus, "AttentionUNet": AttentionUNet, "KANDynUNet": KANDynUNet,
+    "MonaiBasicUNet": MonaiBasicUNet, "MonaiDynUNet": MonaiDynUNet, "SmpUNet": SmpUNet,
 }
-_MERGED_KEYS = ("block_options", "encoder_block_options", "decoder_block_options")
+_MERGED_KEYS = ("block_options", "encoder_block_options", "decoder_block_options", "mixer_options")
 
 
 @dataclass(frozen=True)
@@ -51,10 +53,13 @@ class Preset:
 
     @property
     def blocks(self) -> str:
-        """``encoder_block`` or ``encoder/decoder`` when they differ."""
+        """``encoder_block`` or ``encoder/decoder`` when they differ, ``+ mixer`` when the preset has one."""
+        if issubclass(self.template, BaselineModel):
+            return "-"  # a wrapped library network (kanseg.models.baselines)
         enc = self.defaults.get("encoder_block", "conv")
         dec = self.defaults.get("decoder_block") or enc
-        return enc if dec == enc else f"{enc}/{dec}"
+        mixers = [self.defaults.get(key) for key in ("mixer", "decoder_mixer")]
+        return (enc if dec == enc else f"{enc}/{dec}") + "".join(f" + {m}" for m in mixers if m)
 
 
 _PRESETS: dict[str, Preset] = {}
@@ -128,3 +133,19 @@ register_model("dynunet-gram", KANDynUNet, "MONAI DynUNet of Gram KAN convs, deg
                encoder_block="kan:gram", depth=5, base_width=16)
 register_model("dynunet-conv", KANDynUNet, "MONAI DynUNet baseline (plain convs), widths 32*2^d",
                encoder_block="conv", depth=5, base_width=32)
+# KAN mixers of the paper (kanseg.kan.mixers): Gram self-attention / focal modulation after the bottleneck stage
+# (a kanseg extension), and focal modulation in every decoder stage as in the reference UKAGNet (mixer_type=focal).
+register_model("unet-gram-attention", UNet, "U-Net of Gram KAN convs + KAN self-attention (width 64) after the "
+               "bottleneck", encoder_block="kan:gram", mixer="kan-attention", mixer_options={"inner_channels": 64},
+               **_KAN)
+register_model("unet-gram-focal", UNet, "U-Net of Gram KAN convs + KAN focal modulation after the bottleneck",
+               encoder_block="kan:gram", mixer="kan-focal", **_KAN)
+register_model("unet-gram-decoder-focal", UNet, "UKAGNet + KAN focal modulation in every decoder stage (reference)",
+               encoder_block="kan:gram", block_options={"norm": "batch"}, decoder_mixer="kan-focal", **_KAN)
+# Established baselines trained by kanseg's own trainer (kanseg.models.baselines): library defaults, random init.
+register_model("monai-basicunet", MonaiBasicUNet, "MONAI BasicUNet, library defaults (2D: 1.98 M params, 3->1)")
+register_model("monai-dynunet", MonaiDynUNet, "MONAI DynUNet (nnU-Net style), 5 levels, instance norm")
+register_model("smp-unet-resnet18", SmpUNet, "smp Unet, ResNet-18 encoder, random init, 2D only",
+               encoder_name="resnet18")
+register_model("smp-unet-resnet34", SmpUNet, "smp Unet, ResNet-34 encoder, random init, 2D only",
+               encoder_name="resnet34")

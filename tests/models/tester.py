@@ -90,3 +90,62 @@ class ModelTester:
         x = torch.randn(1, 3, 35, 29)
         exported = torch.export.export(model, (x,))
         torch.testing.assert_close(exported.module()(x), model(x))
+
+
+class BaselineTester:
+    """The same checks for the wrapped baselines (``kanseg.models.baselines``), built tiny through ``tiny``."""
+
+    template: ClassVar[type]
+    preset: ClassVar[str]
+    tiny: ClassVar[dict] = {}
+
+    def build(self, **overrides) -> torch.nn.Module:
+        torch.manual_seed(0)
+        model = create_model(self.preset, **{**self.tiny, **overrides})
+        assert type(model) is self.template
+        return model
+
+    @pytest.mark.parametrize("spatial_dims", [2, 3])
+    def test_forward_backward_odd_size(self, spatial_dims):
+        if spatial_dims not in self.template.supported_dims:
+            pytest.skip(f"{self.template.__name__} is not {spatial_dims}D")
+        model = self.build(spatial_dims=spatial_dims, in_channels=2, out_channels=3)
+        x = torch.randn(2, 2, *SIZES[spatial_dims])
+        y = model(x)
+        assert y.shape == (2, 3, *SIZES[spatial_dims]) and torch.isfinite(y).all()
+        y.square().mean().backward()
+        missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
+        assert not missing, f"no or non-finite gradient for {missing[:5]}"
+
+    def test_padding_keeps_size_and_last_pixel_matters(self):
+        model = self.build().eval()
+        x = torch.randn(1, 3, *SIZES[2])
+        y = model(x)
+        x2 = x.clone()
+        x2[..., -1, -1] += 5.0
+        assert y.shape[-2:] == x.shape[-2:]
+        assert not torch.allclose(model(x2), y)
+
+    def test_wrong_input_channels_is_a_clear_error(self):
+        from kanseg.errors import KansegError
+
+        with pytest.raises(KansegError, match=r"expects input \(B, 3"):
+            self.build(in_channels=3)(torch.randn(1, 1, 32, 32))
+
+    def test_save_load_round_trip(self, tmp_path):
+        kwargs = dict(self.tiny, spatial_dims=2, in_channels=1, out_channels=2)
+        model = create_model(self.preset, **kwargs)
+        with torch.no_grad():  # non-trivial running stats (BatchNorm encoders) must be restored too
+            model.train()(torch.randn(2, 1, 32, 32))
+        model.eval()
+        path = save_checkpoint(tmp_path / "m.pt", model_name=self.preset, model_kwargs=kwargs,
+                               state_dict=model.state_dict())
+        restored = build_model(load_checkpoint(path))
+        x = torch.randn(1, 1, 27, 30)
+        torch.testing.assert_close(restored(x), model(x), rtol=0, atol=0)
+
+    def test_torch_export_2d(self):
+        model = self.build().eval()
+        x = torch.randn(1, 3, 35, 29)
+        exported = torch.export.export(model, (x,))
+        torch.testing.assert_close(exported.module()(x), model(x))
