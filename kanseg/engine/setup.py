@@ -113,7 +113,8 @@ def build_datasets(cfg: TrainConfig, subsets: tuple[str, ...] = ("train", "val")
         out[subset] = build_dataset(
             data.dataset, data_root=data.data_root, split=data.split, subset=subset,
             image_size=data.image_size, augment=data.augment and train, seed=cfg.seed,
-            include_normal=data.include_normal, patch_size=tuple(data.patch_size) if train and data.patch_size else None,
+            # every subset gets the patch size (only train crops), so their preprocessing records are equal
+            include_normal=data.include_normal, patch_size=tuple(data.patch_size) if data.patch_size else None,
             normalization=data.normalization, spacing=data.spacing, elastic=data.elastic,
             max_volume_mb=data.max_volume_mb,
         )

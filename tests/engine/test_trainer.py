@@ -204,6 +204,11 @@ def test_3d_nifti_patches_then_whole_volume_sliding_window(tmp_path):
         assert row["tp"] + row["fn"] == int(native.sum())  # scored at native resolution
         assert row["model_union"] >= row["model_intersection"] >= 0
         assert row["hd95"] is not None and row["hd95"] >= 0
+    from kanseg.engine import evaluate_run
+    from kanseg.engine.runlog import RunLog
+
+    test = evaluate_run(tmp_path / "run", subset="test", log=RunLog(None))  # the test data matches the checkpoint
+    assert len(test["cases"]) == len(build_dataset(str(root), subset="test"))
 
 
 # every training feature on: warm-up + poly, accumulation with a partial last group (6 batches, groups of 4),
