@@ -19,6 +19,19 @@ def outputs(y: torch.Tensor | list[torch.Tensor]) -> list[torch.Tensor]:
     return y if isinstance(y, list) else [y]
 
 
+
+def check_save_load(tmp_path, preset: str, kwargs: dict, warm_size: int) -> None:
+    """A checkpoint of ``preset(**kwargs)`` rebuilds the same model: weights and BatchNorm running stats (made
+    non-trivial by one train-mode pass at ``warm_size``), bit-equal outputs on an odd size."""
+    model = create_model(preset, **kwargs)
+    with torch.no_grad():
+        model.train()(torch.randn(2, 1, warm_size, warm_size))
+    model.eval()
+    path = save_checkpoint(tmp_path / "m.pt", model_name=preset, model_kwargs=kwargs, state_dict=model.state_dict())
+    restored = build_model(load_checkpoint(path))
+    x = torch.randn(1, 1, 27, 30)
+    torch.testing.assert_close(restored(x), model(x), rtol=0, atol=0)
+
 class ModelTester:
     """Subclasses set the template and a preset of it; every test builds tiny variants of that preset."""
 
@@ -75,15 +88,7 @@ class ModelTester:
 
     def test_save_load_round_trip(self, tmp_path):
         kwargs = dict(TINY, spatial_dims=2, in_channels=1, out_channels=2, encoder_block="kan:gram")
-        model = create_model(self.preset, **kwargs)
-        with torch.no_grad():  # make BatchNorm running stats non-trivial so they must be restored too
-            model.train()(torch.randn(2, 1, 24, 24))
-        model.eval()
-        path = save_checkpoint(tmp_path / "m.pt", model_name=self.preset, model_kwargs=kwargs,
-                               state_dict=model.state_dict())
-        restored = build_model(load_checkpoint(path))
-        x = torch.randn(1, 1, 27, 30)
-        torch.testing.assert_close(restored(x), model(x), rtol=0, atol=0)
+        check_save_load(tmp_path, self.preset, kwargs, warm_size=24)
 
     def test_torch_export_2d(self):
         model = self.build(encoder_block="kan:gram").eval()
@@ -133,16 +138,8 @@ class BaselineTester:
             self.build(in_channels=3)(torch.randn(1, 1, 32, 32))
 
     def test_save_load_round_trip(self, tmp_path):
-        kwargs = dict(self.tiny, spatial_dims=2, in_channels=1, out_channels=2)
-        model = create_model(self.preset, **kwargs)
-        with torch.no_grad():  # non-trivial running stats (BatchNorm encoders) must be restored too
-            model.train()(torch.randn(2, 1, 32, 32))
-        model.eval()
-        path = save_checkpoint(tmp_path / "m.pt", model_name=self.preset, model_kwargs=kwargs,
-                               state_dict=model.state_dict())
-        restored = build_model(load_checkpoint(path))
-        x = torch.randn(1, 1, 27, 30)
-        torch.testing.assert_close(restored(x), model(x), rtol=0, atol=0)
+        check_save_load(tmp_path, self.preset, dict(self.tiny, spatial_dims=2, in_channels=1, out_channels=2),
+                        warm_size=32)
 
     def test_torch_export_2d(self):
         model = self.build().eval()
