@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import copy
 import os
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -219,3 +221,34 @@ def parse_assignment(text: str) -> tuple[str, Any]:
 def save_config(cfg: TrainConfig, path: str | os.PathLike) -> Path:
     """Write the resolved config as YAML (atomically)."""
     return write_text_atomic(path, yaml.safe_dump(cfg.model_dump(), sort_keys=False))
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A preset and its ``model.kwargs`` overrides; ``label`` (``name@key=value...``) names its runs."""
+
+    name: str
+    kwargs: dict[str, Any] = dataclass_field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return self.name + "".join(f"@{k}={v}" for k, v in sorted(self.kwargs.items()))
+
+
+def parse_model_spec(text: str) -> ModelSpec:
+    """``"unet-gram@base_width=4@depth=3"`` -> ``ModelSpec("unet-gram", {"base_width": 4, "depth": 3})``
+    (values read as YAML scalars)."""
+    name, *options = [part.strip() for part in text.strip().split("@")]
+    kwargs: dict[str, Any] = {}
+    for option in options:
+        key, sep, value = option.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise KansegError(f"bad model option {option!r} in {text!r}; write MODEL@KEY=VALUE, "
+                              "e.g. unet-gram@base_width=4")
+        try:
+            kwargs[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise KansegError(f"bad value {value!r} for {key.strip()!r} in {text!r}") from None
+    if not name:
+        raise KansegError(f"model spec {text!r} has no preset name")
+    return ModelSpec(name, kwargs)

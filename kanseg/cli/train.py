@@ -113,7 +113,9 @@ def evaluate_cmd(
 @app.command("benchmark")
 def benchmark_cmd(
     dataset: str = typer.Option(..., "--dataset", help=DATASET_HELP),
-    models: str = typer.Option("unet-conv,unet-gram", "--models", help="Comma-separated model presets."),
+    models: str = typer.Option("unet-conv,unet-gram", "--models",
+                               help="Comma-separated model presets, each optionally with model.kwargs overrides: "
+                                    "unet-gram@base_width=4@depth=3."),
     seeds: int = typer.Option(3, "--seeds", help="Number of seeds (0..N-1)."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML config shared by all runs."),
     data_root: Optional[str] = typer.Option(None, "--data-root"),
@@ -126,12 +128,17 @@ def benchmark_cmd(
     amp: Optional[str] = typer.Option(None, "--amp"),
     out: Optional[Path] = typer.Option(None, "--out", help="Runs and table go here (default runs/benchmark-<dataset>)."),
     settings: Optional[list[str]] = typer.Option(None, "--set", help="KEY=VALUE config override, repeatable."),
+    match_params: bool = typer.Option(False, "--match-params",
+                                      help="Give every model without its own base_width the width whose parameter "
+                                           "count is closest to the first model's."),
 ) -> None:
-    """Train (or reuse) every model x seed, print and save a mean ± std table with params, FLOPs, images/s."""
+    """Train (or reuse) every model x seed, print and save a mean ± std table with params, FLOPs, images/s,
+    training time, seconds per epoch and peak memory."""
     from kanseg.cli.checks import check_dataset, check_models
-    from kanseg.config import load_config
+    from kanseg.config import load_config, parse_model_spec
 
-    names = [m.strip() for m in models.split(",") if m.strip()]
+    specs = [parse_model_spec(m) for m in models.split(",") if m.strip()]
+    names = [spec.name for spec in specs]
     if seeds < 1:
         raise KansegError(f"--seeds must be at least 1, got {seeds}")
     base = load_config(config, _overrides(dataset, None, data_root, split, epochs, batch_size, image_size,
@@ -141,7 +148,7 @@ def benchmark_cmd(
     from kanseg.engine import run_benchmark
 
     root = out or Path("runs") / f"benchmark-{Path(dataset).stem if dataset.endswith('.json') else dataset}"
-    run_benchmark(base, names, list(range(seeds)), root, subset=subset)
+    run_benchmark(base, specs, list(range(seeds)), root, subset=subset, match_params=match_params)
     typer.echo(f"table: {root / 'benchmark.md'}  data: {root / 'benchmark.json'}")
 
 

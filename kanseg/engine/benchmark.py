@@ -4,6 +4,11 @@ mean ± std table with parameters, FLOPs and inference throughput.
 Runs live in ``OUT/<model>/seed<k>/``. A run whose ``config.yaml`` equals the requested config and
 whose ``summary.json`` is complete is reused; one with a ``last.pt`` only is resumed; a run directory
 holding a different config is an error (never overwritten).
+
+A model is a preset name with optional ``model.kwargs`` overrides, ``unet-gram@base_width=4@depth=3``
+(:func:`parse_model_spec`); its runs go to ``OUT/unet-gram@base_width=4@depth=3/seed<k>``. With
+``match_params`` every model without its own ``base_width`` gets the base width whose parameter count is
+closest to the first model's (budget matching by parameters; :func:`match_base_width`).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from torch import nn
 
 from kanseg.atomic import remove_stale_temps, write_text_atomic
 from kanseg.checkpoint import build_model, load_checkpoint
-from kanseg.config import TrainConfig, load_config
+from kanseg.config import ModelSpec, TrainConfig, load_config, parse_model_spec
 from kanseg.device import resolve_device
 from kanseg.engine import setup
 from kanseg.engine.evaluate import autocast, evaluate_run, final_logits
@@ -35,6 +40,27 @@ SCORES = {  # column -> (report block, metric); per-image ones are means over ca
     "ukan_iou": ("ukan_compat", "iou"),
 }
 CLASS_SCORES = {k: SCORES[k] for k in ("dice", "iou", "hd95", "global_dice")}  # per foreground class
+COSTS = ("train_time_s", "s_per_epoch", "peak_rss_mb")  # from each run's summary.json ["run"]
+
+
+def match_base_width(name: str, kwargs: dict[str, Any], target: int, widths: range = range(1, 129)) -> int:
+    """The ``base_width`` of preset ``name`` (other constructor arguments ``kwargs``) whose parameter count is
+    closest to ``target`` (ties: the smaller width). Counting is monotone in the width, so the search stops
+    once the count passes the target."""
+    from kanseg.models import create_model
+
+    best, best_gap = widths[0], None
+    for width in widths:
+        try:
+            model = create_model(name, **{**kwargs, "base_width": width})
+        except (ValueError, TypeError):  # e.g. a width the groups or the bottleneck cannot take
+            continue
+        gap = sum(p.numel() for p in model.parameters()) - target
+        if best_gap is None or abs(gap) < abs(best_gap):
+            best, best_gap = width, gap
+        if gap > 0:
+            break
+    return best
 
 
 @torch.no_grad()
@@ -82,6 +108,11 @@ def _score(report: dict[str, Any], block: str, metric: str) -> float:
     return float("nan") if value is None else float(value)
 
 
+def _cost(run: dict[str, Any], key: str) -> float:
+    value = run.get(key)
+    return float("nan") if value is None else float(value)
+
+
 def _over_seeds(values: list[float]) -> dict[str, Any]:
     """``{"mean", "std", "values"}`` over seeds, NaN-tolerant."""
     arr = np.asarray(values, dtype=np.float64)
@@ -90,29 +121,64 @@ def _over_seeds(values: list[float]) -> dict[str, Any]:
             "std": float(np.nanstd(arr)) if finite else float("nan"), "values": values}
 
 
-def run_benchmark(base: TrainConfig, models: list[str], seeds: list[int], out: str | Path, *,
-                  subset: str = "test", log: RunLog | None = None) -> dict[str, Any]:
-    """Every (model, seed) run of ``base``, then per model: params, FLOPs, images/s and the mean ± std
-    over seeds of each score on ``subset``. Writes ``OUT/benchmark.json`` and ``OUT/benchmark.md``."""
+def _matched(specs: list[ModelSpec], base: TrainConfig, reference_run: Path, log: RunLog) -> list[ModelSpec]:
+    """``specs`` with a ``base_width`` for each model that has none, matched to the first model's parameters."""
+    ckpt = load_checkpoint(reference_run / "best.pt")
+    target = sum(t.numel() for k, t in ckpt["state_dict"].items() if not _is_buffer(k))
+    data_kwargs = {k: ckpt["model"]["kwargs"][k] for k in ("spatial_dims", "in_channels", "out_channels")}
+    matched = [specs[0]]
+    for spec in specs[1:]:
+        if "base_width" in spec.kwargs or "widths" in spec.kwargs:
+            matched.append(spec)
+            continue
+        kwargs = {**base.model.kwargs, **spec.kwargs, **data_kwargs}
+        kwargs.pop("base_width", None)
+        width = match_base_width(spec.name, kwargs, target)
+        log.info(f"match-params: {spec.name} base_width={width} (reference {specs[0].label}, {target / 1e6:.3f} M)")
+        matched.append(ModelSpec(spec.name, {**spec.kwargs, "base_width": width}))
+    return matched
+
+
+def _is_buffer(key: str) -> bool:
+    return key.rsplit(".", 1)[-1] in ("running_mean", "running_var", "num_batches_tracked")
+
+
+def run_benchmark(base: TrainConfig, models: list[str | ModelSpec], seeds: list[int], out: str | Path, *,
+                  subset: str = "test", match_params: bool = False, log: RunLog | None = None) -> dict[str, Any]:
+    """Every (model, seed) run of ``base``, then per model: params, FLOPs, images/s, training time, seconds per
+    epoch, peak memory and the mean ± std over seeds of each score on ``subset``. Writes ``OUT/benchmark.json``
+    and ``OUT/benchmark.md``. ``models``: preset names or specs (:func:`parse_model_spec`); ``match_params``:
+    budget-match by parameter count (the first model is the reference)."""
     from kanseg.models.complexity import measure_complexity
 
     out, log = Path(out), log or RunLog(None)
     if not models or not seeds:
         raise KansegError("benchmark needs at least one model and one seed")
+    specs = [m if isinstance(m, ModelSpec) else parse_model_spec(m) for m in models]
     remove_stale_temps(out)  # benchmark.json / .md of an earlier run killed while writing them
-    runs = [(name, seed) for name in models for seed in seeds]
     reports: dict[tuple[str, int], dict[str, Any]] = {}
+    costs: dict[tuple[str, int], dict[str, Any]] = {}
+    runs = [(spec.label, seed) for spec in specs for seed in seeds]
     try:
-        for name, seed in runs:
-            cfg = base.model_copy(deep=True)
-            cfg.model.name, cfg.seed, cfg.out = name, seed, str(out / name / f"seed{seed}")
-            reports[name, seed] = ensure_run(cfg, subset, log)[subset]["report"]
+        for index, spec in enumerate(specs):
+            if index == 1 and match_params:
+                specs[1:] = _matched(specs, base, out / specs[0].label / f"seed{seeds[0]}", log)[1:]
+                runs = [(s.label, seed) for s in specs for seed in seeds]
+                spec = specs[1]
+            for seed in seeds:
+                cfg = base.model_copy(deep=True)
+                cfg.model.name, cfg.seed, cfg.out = spec.name, seed, str(out / spec.label / f"seed{seed}")
+                cfg.model.kwargs = {**cfg.model.kwargs, **spec.kwargs}
+                summary = ensure_run(cfg, subset, log)
+                reports[spec.label, seed] = summary[subset]["report"]
+                costs[spec.label, seed] = summary.get("run", {})
     except (KeyboardInterrupt, Interrupted) as err:
         if isinstance(err, Interrupted) and not str(err):  # a non-main process of a distributed run
             raise
         raise _interrupted(runs, list(reports), out) from None
     rows = []
-    for name in models:
+    for spec in specs:
+        name = spec.label
         scores: dict[str, list[float]] = {k: [] for k in SCORES}
         class_scores: dict[str, dict[str, list[float]]] = {}  # multi-class: class -> metric -> per seed
         for seed in seeds:
@@ -129,16 +195,19 @@ def run_benchmark(base: TrainConfig, models: list[str], seeds: list[int], out: s
         model = build_model(ckpt, out / name / f"seed{seeds[0]}" / "best.pt")
         cost = measure_complexity(model, shape)
         device = resolve_device(base.device).type
-        row: dict[str, Any] = {"model": name, "params": cost.params, "flops": cost.flops, "input_shape": list(shape),
+        row: dict[str, Any] = {"model": name, "preset": spec.name, "model_kwargs": dict(spec.kwargs),
+                               "params": cost.params, "flops": cost.flops, "input_shape": list(shape),
                                "images_per_s": images_per_second(model, shape, batch_size=base.batch_size,
                                                                  device=device, amp=base.amp),
                                "device": device, "seeds": list(seeds)}
         row.update({key: _over_seeds(values) for key, values in scores.items()})
+        row.update({key: _over_seeds([_cost(costs[name, seed], key) for seed in seeds]) for key in COSTS})
         if class_scores:
             row["per_class"] = {cls: {key: _over_seeds(values) for key, values in by_metric.items()}
                                 for cls, by_metric in class_scores.items()}
         rows.append(row)
     result = {"dataset": base.data.dataset, "split": base.data.split, "subset": subset, "epochs": base.epochs,
+              "match_params": match_params,
               "aggregation": "mean ± std over seeds of: per-image mean Dice / IoU / HD95 at native resolution; "
                              "global (pooled TP/FP/FN) IoU; ukan-compat IoU (published-table protocol only)",
               "rows": rows}
@@ -161,6 +230,14 @@ def _interrupted(runs: list[tuple[str, int]], finished: list[tuple[str, int]], o
                        "(finished runs are reused, an interrupted one resumes from its last.pt)")
 
 
+def _fmt(row: dict[str, Any], key: str, scale: float, digits: int) -> str:
+    """``mean ± std`` of a cost column (``-`` for runs from before kanseg recorded it)."""
+    value = row.get(key)
+    if not value or not np.isfinite(value["mean"]):
+        return "-"
+    return f"{value['mean'] * scale:.{digits}f} ± {value['std'] * scale:.{digits}f}"
+
+
 def format_table(result: dict[str, Any]) -> str:
     """Markdown table of :func:`run_benchmark`'s result."""
     rows = result["rows"]
@@ -168,14 +245,16 @@ def format_table(result: dict[str, Any]) -> str:
     head = (f"{result['dataset']} / split {result['split'] or 'default'} / {result['subset']}, "
             f"{len(rows[0]['seeds']) if rows else 0} seed(s), {result['epochs']} epochs; {result['aggregation']}")
     lines = [head, "",
-             f"| model | params (M) | GFLOPs @ {shape} | images/s | Dice | IoU | HD95 | global IoU | ukan-compat IoU |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             f"| model | params (M) | GFLOPs @ {shape} | images/s | train time (min) | s/epoch | peak RSS (GB) "
+             "| Dice | IoU | HD95 | global IoU | ukan-compat IoU |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         cells = [f"{r[k]['mean']:.4f} ± {r[k]['std']:.4f}" for k in ("dice", "iou")]
         cells.append(f"{r['hd95']['mean']:.2f} ± {r['hd95']['std']:.2f}")
         cells += [f"{r[k]['mean']:.4f} ± {r[k]['std']:.4f}" for k in ("global_iou", "ukan_iou")]
+        spent = [_fmt(r, "train_time_s", 1 / 60, 1), _fmt(r, "s_per_epoch", 1, 1), _fmt(r, "peak_rss_mb", 1 / 1024, 2)]
         lines.append(f"| {r['model']} | {r['params'] / 1e6:.3f} | {r['flops'] / 1e9:.3f} | "
-                     f"{r['images_per_s']:.1f} ({r['device']}) | " + " | ".join(cells) + " |")
+                     f"{r['images_per_s']:.1f} ({r['device']}) | " + " | ".join(spent + cells) + " |")
     if any("per_class" in r for r in rows):
         lines += ["", "Per class (mean ± std over seeds):", "",
                   "| model | class | Dice | IoU | HD95 | global Dice |", "|---|---|---|---|---|---|"]

@@ -34,13 +34,20 @@ from kanseg.config import TrainConfig, save_config
 from kanseg.engine import setup
 from kanseg.engine.callbacks import Callback, CallbackList, default_callbacks
 from kanseg.engine.distributed import (
-    DistributedContext, all_gather_objects, all_reduce_sum, barrier, broadcast_buffers, broadcast_object,
-    init_distributed, shutdown,
+    DistributedContext,
+    all_gather_objects,
+    all_reduce_sum,
+    barrier,
+    broadcast_buffers,
+    broadcast_object,
+    init_distributed,
+    shutdown,
 )
 from kanseg.engine.evaluate import autocast, evaluate_dataset
 from kanseg.engine.finetune import prepare_finetuning
 from kanseg.engine.optim import accumulation_group
-from kanseg.engine.runlog import RunLog, read_json, write_json
+from kanseg.engine.resources import peak_memory, reset_peak_memory
+from kanseg.engine.runlog import RunLog, read_json, read_jsonl, write_json
 from kanseg.engine.seeding import epoch_seed, rng_state, seed_everything, set_rng_state
 from kanseg.errors import Interrupted, KansegError
 from kanseg.metrics import MONITORS, format_report, monitor_value
@@ -102,6 +109,7 @@ class TrainState:
     record: dict[str, Any] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
     result: TrainResult | None = None
+    memory_reset: bool = False  # the peak-memory window starts at this call (see kanseg.engine.resources)
 
 
 def weights_digest(model: nn.Module) -> str:
@@ -212,7 +220,9 @@ def _train(cfg: TrainConfig, resume: Path | None, stop_after: int | None, ctx: D
     """The loop: set-up, then per epoch train -> validate (when due) -> checkpoint, then the final step; at the
     hook points it calls :func:`~kanseg.engine.callbacks.default_callbacks`, then ``callbacks``."""
     hooks = CallbackList([*default_callbacks(cfg), *callbacks])
+    reset_ok = reset_peak_memory(ctx.device)
     state = _set_up(cfg, resume, stop_after, ctx)
+    state.memory_reset = reset_ok
     hooks.load_state_dict(state.callback_states)
     hooks.on_fit_start(state)
     epochs = state.log.bar(range(state.start_epoch, state.end_epoch), total=state.end_epoch - state.start_epoch,
@@ -393,6 +403,18 @@ def _report_epoch(state: TrainState, bar) -> None:
                    f"({record['time_s']:.1f} s)")
 
 
+def _cost(state: TrainState) -> dict[str, Any]:
+    """What the run cost: training time (all epochs, resumed ones included, validation included), seconds per
+    epoch, and the peak memory of this call's process (``rss_scope``: ``run``, or ``process`` where the peak
+    could not be reset)."""
+    times = [float(r["time_s"]) for r in read_jsonl(state.run_dir / "metrics.jsonl") if "time_s" in r] \
+        if state.ctx.is_main and (state.run_dir / "metrics.jsonl").is_file() else []
+    cost: dict[str, Any] = {"train_time_s": round(sum(times), 2),
+                            "s_per_epoch": round(sum(times) / len(times), 2) if times else None}
+    cost.update(peak_memory(state.ctx.device, since_reset=state.memory_reset))
+    return cost
+
+
 def _finish(state: TrainState) -> TrainResult:
     """Final step: the best checkpoint evaluated on the validation subset, ``summary.json`` (last epoch only)."""
     cfg, ctx, log, model = state.cfg, state.ctx, state.log, state.model
@@ -411,7 +433,8 @@ def _finish(state: TrainState) -> TrainResult:
                 "split": cfg.data.split, "epochs": cfg.epochs, "best_epoch": state.best_epoch, "monitor": cfg.monitor,
                 "best_value": state.best_value, "world_size": ctx.world_size, "weights_sha1_per_rank": digests,
                 "protocol_note": state.note,
-                "stopped_early": {"epoch": state.epoch + 1, "reason": state.stop_reason} if state.stop_reason else None},
+                "stopped_early": {"epoch": state.epoch + 1, "reason": state.stop_reason} if state.stop_reason else None,
+                **_cost(state)},
         cfg.data.val_subset: {"checkpoint": "best.pt", "epoch": state.best_epoch, "report": report, "cases": rows},
     }
     if ctx.is_main:

@@ -133,6 +133,58 @@ def test_benchmark_trains_then_reuses(capsys, tmp_path, demo_root, tiny_yaml):
     assert json.loads((tmp_path / "bench" / "benchmark.json").read_text())["rows"][0]["dice"] == result["rows"][0]["dice"]
 
 
+def test_benchmark_model_options_match_params_and_costs(capsys, tmp_path, demo_root, tiny_yaml):
+    from kanseg.models import create_model
+
+    args = ["benchmark", "--dataset", "demo", "--config", tiny_yaml, "--data-root", demo_root, "--epochs", 1,
+            "--models", "unet-conv@base_width=8,unet-gram,unet-gram@base_width=2", "--seeds", 1, "--match-params",
+            "--out", tmp_path / "bench"]
+    code, out, err = kanseg(capsys, *args)
+    assert code == 0, err
+    result = json.loads((tmp_path / "bench" / "benchmark.json").read_text())
+    labels = [r["model"] for r in result["rows"]]
+    ref, matched, explicit = result["rows"]
+    assert ref["model_kwargs"] == {"base_width": 8} and explicit["model_kwargs"] == {"base_width": 2}
+    width = matched["model_kwargs"]["base_width"]
+    assert labels == ["unet-conv@base_width=8", f"unet-gram@base_width={width}", "unet-gram@base_width=2"]
+    counts = {}
+    for w in (width - 1, width, width + 1):  # the matched width is the closest to the reference's count
+        model = create_model("unet-gram", spatial_dims=2, in_channels=3, out_channels=1, base_width=w,
+                             **{k: v for k, v in matched_kwargs(tmp_path / "bench" / labels[1]).items()
+                                if k != "base_width"})
+        counts[w] = sum(p.numel() for p in model.parameters())
+    assert counts[width] == matched["params"]
+    assert abs(counts[width] - ref["params"]) <= min(abs(counts[width - 1] - ref["params"]),
+                                                     abs(counts[width + 1] - ref["params"]))
+    for row in result["rows"]:  # costs from each run's summary, mean ± std over seeds
+        summary = json.loads((tmp_path / "bench" / row["model"] / "seed0" / "summary.json").read_text())["run"]
+        assert summary["train_time_s"] > 0 and summary["s_per_epoch"] == pytest.approx(summary["train_time_s"], abs=0.011)
+        assert summary["peak_rss_mb"] > 50 and summary["rss_scope"] in ("run", "process")
+        assert row["train_time_s"]["values"] == [summary["train_time_s"]]
+        assert row["peak_rss_mb"]["mean"] == summary["peak_rss_mb"]
+    assert "| train time (min) | s/epoch | peak RSS (GB) |" in out and "match-params: unet-gram base_width=" in out
+
+
+def matched_kwargs(run_dir: Path) -> dict:
+    from kanseg.checkpoint import load_checkpoint
+
+    kwargs = dict(load_checkpoint(run_dir / "seed0" / "best.pt")["model"]["kwargs"])
+    for key in ("spatial_dims", "in_channels", "out_channels"):
+        kwargs.pop(key)
+    return kwargs
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("unet-gram@base_width", "write MODEL@KEY=VALUE"),
+    ("unet-gram@=4", "write MODEL@KEY=VALUE"),
+    ("unet-nope@base_width=4", "unknown model 'unet-nope'"),
+])
+def test_benchmark_bad_model_spec(capsys, tmp_path, spec, message):
+    code, out, err = kanseg(capsys, "benchmark", "--dataset", "demo", "--models", spec, "--out", tmp_path / "b")
+    assert code != 0 and message in err and "Traceback" not in err
+    assert not (tmp_path / "b").exists()
+
+
 def test_demo_runs_out_of_the_box(capsys, tmp_path):
     code, out, err = kanseg(capsys, "demo", "--out", tmp_path / "demo", "--epochs", 1, "--device", "cpu")
     assert code == 0, err
