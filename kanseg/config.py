@@ -124,6 +124,7 @@ class TrainConfig(_Section):
     optim: OptimConfig = Field(default_factory=OptimConfig)
     peft: PeftConfig = Field(default_factory=PeftConfig)
     init_from: str | None = None  # a checkpoint whose weights the new run starts from (fine-tuning)
+    freeze: list[str] = Field(default_factory=list)  # parameter-name prefixes kept frozen, e.g. [encoder]
     epochs: int = Field(100, ge=1)
     batch_size: int = Field(8, ge=1)
     seed: int = 0

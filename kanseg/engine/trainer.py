@@ -286,9 +286,10 @@ def _set_up(cfg: TrainConfig, resume: Path | None, stop_after: int | None, ctx: 
              f"{ctx.world_size} process(es) on {ctx.device}, run dir {run_dir}")
     if note:
         log.info(f"note: {note}")
-    if peft:
+    if peft or cfg.freeze:
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-        log.info(f"PEFT {peft} from {cfg.init_from or 'random weights'}: {trainable / 1e6:.3f} M trainable, "
+        what = f"PEFT {peft}" if peft else f"frozen {', '.join(cfg.freeze)}"
+        log.info(f"{what} from {cfg.init_from or 'random weights'}: {trainable / 1e6:.3f} M trainable, "
                  f"{(n_params - trainable) / 1e6:.3f} M frozen parameters")
 
     net = DistributedDataParallel(model) if ctx.enabled else model
@@ -404,14 +405,15 @@ def _report_epoch(state: TrainState, bar) -> None:
 
 
 def _cost(state: TrainState) -> dict[str, Any]:
-    """What the run cost: training time (all epochs, resumed ones included, validation included), seconds per
-    epoch, and the peak memory of this call's process (``rss_scope``: ``run``, or ``process`` where the peak
+    """What the run cost: trainable parameters, training time (all epochs, resumed ones included, validation
+    included), seconds per epoch, and the peak memory of this call's process (``rss_scope``: ``run``, or ``process`` where the peak
     could not be reset)."""
     times = [float(r["time_s"]) for r in read_jsonl(state.run_dir / "metrics.jsonl") if "time_s" in r] \
         if state.ctx.is_main and (state.run_dir / "metrics.jsonl").is_file() else []
     cost: dict[str, Any] = {"train_time_s": round(sum(times), 2),
                             "s_per_epoch": round(sum(times) / len(times), 2) if times else None}
     cost.update(peak_memory(state.ctx.device, since_reset=state.memory_reset))
+    cost["trainable_params"] = sum(p.numel() for p in state.model.parameters() if p.requires_grad)
     return cost
 
 

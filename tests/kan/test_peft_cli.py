@@ -106,3 +106,27 @@ def test_peft_run_resumes(runs):
     result = train(load_config(runs / "ft2" / "config.yaml"), resume=runs / "ft2")
     assert load_checkpoint(result.run_dir / "last.pt")["epoch"] == 2
     assert peft_layers(build_model(load_checkpoint(result.run_dir / "last.pt")))
+
+
+def test_freeze_encoder_keeps_its_weights_and_trains_the_rest(runs, capsys, demo_root):  # noqa: F811
+    code, _, err = kanseg(capsys, *_train_args(demo_root, runs / "frozen", "--init-from", runs / "pre" / "best.pt",
+                                               "--set", "freeze=[encoder]"))
+    assert code == 0, err
+    pre, ft = load_checkpoint(runs / "pre" / "best.pt"), load_checkpoint(runs / "frozen" / "best.pt")
+    encoder = [k for k in pre["state_dict"] if k.startswith("encoder.") and "running_" not in k
+               and "num_batches" not in k]
+    assert encoder and all(torch.equal(ft["state_dict"][k], pre["state_dict"][k]) for k in encoder)
+    decoder = [k for k in pre["state_dict"] if k.startswith("decoder.") and k.endswith("weight")]
+    assert any(not torch.equal(ft["state_dict"][k], pre["state_dict"][k]) for k in decoder)
+    import json
+
+    run = json.loads((runs / "frozen" / "summary.json").read_text())["run"]
+    trainable = sum(v.numel() for k, v in pre["state_dict"].items()
+                    if not k.startswith("encoder.") and "running_" not in k and "num_batches" not in k)
+    assert run["trainable_params"] == trainable < run["params"]
+
+
+def test_freeze_unknown_module_one_line(runs, capsys, demo_root):  # noqa: F811
+    code, _, err = kanseg(capsys, *_train_args(demo_root, runs / "bad-freeze", "--set", "freeze=[encodr]"))
+    assert code != 0 and "no parameter of the model is under 'encodr'" in err and "encoder" in err
+    assert err.count("\n") == 1 and not (runs / "bad-freeze" / "best.pt").exists()
