@@ -31,6 +31,10 @@ REPO = Path(__file__).resolve().parents[1]
 LEGACY_SEEDS = (2981, 6142, 1187)
 CLEAN_SEED = 0
 CVC_BLOCK_STARTS = ("429", "504")  # sequence boundaries (large frame-to-frame change): 1-428 / 429-503 / 504-612
+# transfer study (benchmarks/transfer_peft.py): clean's test sequences cut at a sequence boundary into a pool
+# of adaptation frames (504-546) and a test set of other sequences (547-612)
+CVC_TRANSFER_TEST_START = "547"
+CVC_TRANSFER_SHOTS = (10, 30)
 LEGACY_NOTE = ("U-KAN protocol: ids in U-KAN's sorted(glob('images/*.png')) order, split as sklearn "
                "train_test_split(ids, test_size=0.2, random_state={seed}); the 20% serves as BOTH validation "
                "(model selection) and report set, as in the published tables, so it is not an unbiased test score")
@@ -174,7 +178,25 @@ def cvc_manifest(facts: Path) -> dict:
     return {"counts": counts, "cases": cases, "variants": ["tif", "png"],
             "splits": {**legacy_splits(ids), "clean": clean,
                        **clean_folds(clean, equal_blocks(train + val, N_FOLDS),
-                                     "contiguous frame blocks, as neighbouring frames are near-duplicates")}}
+                                     "contiguous frame blocks, as neighbouring frames are near-duplicates"),
+                       **transfer_splits(test)}}
+
+
+def transfer_splits(held_out: list[str]) -> dict:
+    """``transfer-<n>shot``: adapt a model trained on clean's train/val sequences with ``n`` labelled frames spread
+    evenly over the first held-out sequences, test on the remaining held-out sequences. The adaptation frames
+    are also the validation set (no other labels exist in the few-shot setting)."""
+    pool, test = contiguous_blocks(held_out, [CVC_TRANSFER_TEST_START])
+    splits = {}
+    for shots in CVC_TRANSFER_SHOTS:
+        picks = sorted({round(i * (len(pool) - 1) / (shots - 1)) for i in range(shots)})
+        frames = [pool[i] for i in picks]
+        splits[f"transfer-{shots}shot"] = {
+            "train": frames, "val": frames, "test": test,
+            "note": f"transfer study: {shots} frames spread evenly over frames {pool[0]}-{pool[-1]} (held-out "
+                    f"sequences) to adapt on, validation = the same frames, test = frames {test[0]}-{test[-1]} "
+                    "(other held-out sequences); pretrain on split 'clean' (its test frames are never trained on)"}
+    return splits
 
 
 def write(out: Path, name: str, body: dict) -> Path:

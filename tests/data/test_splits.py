@@ -59,9 +59,24 @@ def test_clean_splits_are_disjoint_and_within_the_release(name):
     for split_name, split in manifest["splits"].items():
         train, val, test = (set(split[k]) for k in ("train", "val", "test"))
         assert train | val | test <= release
-        assert not train & val and not train & test
+        assert not train & test
+        if split_name.startswith("transfer-"):  # few-shot: the only labelled frames validate too
+            assert val == train and not val & test
+        else:
+            assert not train & val
         if split_name.startswith("clean"):
             assert not val & test
+
+
+def test_cvc_transfer_splits_adapt_and_test_on_held_out_sequences():
+    splits = load_manifest("cvc")["splits"]
+    held_out = set(splits["clean"]["test"])
+    for shots in (10, 30):
+        split = splits[f"transfer-{shots}shot"]
+        frames = sorted(map(int, split["train"]))
+        assert len(frames) == shots and set(split["train"]) <= held_out and set(split["test"]) <= held_out
+        assert frames[0] == 504 and frames[-1] == 546  # spread over the whole adaptation pool
+        assert sorted(map(int, split["test"])) == list(range(547, 613))  # other sequences
 
 
 def test_specific_clean_protocols():
