@@ -245,6 +245,41 @@ def test_benchmark_results(tmp_path):
     assert len(plot_kernels(KERNELS).axes) == 2 and len(plot_training(TRAINING).axes) == 2
 
 
+def _stat(mean, std=0.0):
+    return {"mean": mean, "std": std, "values": [mean - std, mean + std]}
+
+
+def test_training_table_with_costs_and_classes_and_the_pareto_front():
+    from kanseg.viz.benchmarks import pareto_front, plot_pareto
+
+    result = json.loads(json.dumps(TRAINING))
+    for r, (minutes, dice) in zip(result["rows"], [(2.0, 0.8), (6.0, 0.7)]):
+        r.update(train_time_s=_stat(minutes * 60, 6.0), s_per_epoch=_stat(30.0, 1.0), peak_rss_mb=_stat(1536.0),
+                 dice=_stat(dice, 0.01), per_class={"anterior": {k: _stat(0.9) for k in ("dice", "iou", "hd95")}})
+    table = results_markdown(result)
+    assert "| train time (min) | s/epoch | peak RSS (GB) |" in table
+    assert "| unet-conv | 0.100 | 0.200 | 10.0 | 2.0 ± 0.1 | 30.0 ± 1.0 | 1.50 ± 0.00 | 0.8000 ± 0.0100 |" in table
+    assert "| unet-gram | anterior | 0.9000 ± 0.0000 |" in table
+    # cost lower is better, score higher is better: (3, 0.5) is beaten by (2, 0.8); ties in cost keep the best
+    assert pareto_front([(2, 0.8), (6, 0.7), (3, 0.5), (8, 0.9), (2, 0.6)]) == [0, 3]
+    fig = plot_pareto({"cvc": result, "other": result})
+    assert len(fig.axes) == 1 and fig.axes[0].get_xlabel().startswith("training time")
+    with pytest.raises(KansegError, match="train_time_s"):
+        plot_pareto(TRAINING)  # results from before kanseg recorded training time
+
+
+def test_transfer_result_is_its_own_kind():
+    arm = {k: _stat(v) for k, v in (("dice", 0.6), ("iou", 0.45), ("trainable_params", 1234.0),
+                                    ("train_time_s", 30.0))}
+    result = {"seeds": 3, "model": {"name": "unet-gram", "kwargs": {"base_width": 8}}, "image_size": [96, 128],
+              "lr": 1e-3, "epochs_per_shots": {"10": 30}, "pretrained_val_dice": 0.7,
+              "shots": {"10": {"pretrained": {"dice": 0.5, "iou": 0.4}, "arms": {"peft-E1": arm}}}}
+    assert result_kind(result) == "transfer"
+    table = results_markdown(result)
+    assert "| 10 | pretrained, not adapted | 0 | 0.500 | 0.400 | 0 |" in table
+    assert "| 10 | peft-E1 | 1,234 | 0.600 ± 0.000 | 0.450 ± 0.000 | 30 ± 0 |" in table
+
+
 MODEL_MEMORY = {"device": "cpu", "batch": 2, "input": [3, 64, 64], "rows": [
     {"model": "unet-gram", "params": 10, "eager_saved_MiB": 40.0, "fused_saved_MiB": 10.0, "saved_ratio": 4.0,
      "eager_ms": 5.0, "fused_ms": 6.0}]}

@@ -5,7 +5,10 @@ Four kinds of result, told apart by their keys (each file names the machine it r
 - ``layers``: ``benchmarks/layers.py``, one KAN layer per family against a plain conv (params, time, saved bytes);
 - ``kernels``: ``benchmarks/kernels.py``, eager / ``torch.compile`` / fused kernels (saved MiB, time, peak);
 - ``predict-memory``: ``benchmarks/predict_memory.py``, peak RSS of sliding-window prediction on big volumes;
-- ``training``: :func:`kanseg.engine.run_benchmark` (``kanseg benchmark``, ``scripts/report_cvc.py``).
+- ``training``: :func:`kanseg.engine.run_benchmark` (``kanseg benchmark``, ``scripts/report_cvc.py``);
+- ``transfer``: ``benchmarks/transfer_peft.py``, adaptation to held-out data with a few labelled frames.
+
+:func:`plot_pareto` draws test Dice against training time for one or more training results, with the Pareto front.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ def result_kind(result: dict[str, Any]) -> str:
     ``"training"``; ``KansegError`` for anything else."""
     if "cases" in result:
         return "layers"
+    if "shots" in result:
+        return "transfer"
     if "speedup" in (result.get("entries") or [{}])[0]:
         return "conv-backward"
     if "routes" in result:
@@ -94,19 +99,55 @@ def predict_memory_markdown(result: dict[str, Any]) -> str:
     return markdown_table(rows, digits=1) + tail
 
 
+def _ms(stat: dict[str, Any] | None, digits: int, scale: float = 1.0) -> str:
+    """``mean ± std`` of a ``{"mean", "std"}`` entry; ``-`` where absent or NaN."""
+    if not stat or not np.isfinite(stat.get("mean", float("nan"))):
+        return "-"
+    return f"{stat['mean'] * scale:.{digits}f} ± {stat['std'] * scale:.{digits}f}"
+
+
 def training_markdown(result: dict[str, Any]) -> str:
+    """Per model: size, speed, what training cost (where recorded) and the scores; then per-class rows."""
     rows = []
+    costs = any(r.get("train_time_s") for r in result["rows"])
     for r in result["rows"]:
-        rows.append({"model": r["model"], "params (M)": f"{r['params'] / 1e6:.3f}",
-                     "GFLOPs": f"{r['flops'] / 1e9:.3f}", "images/s": f"{r['images_per_s']:.1f}",
-                     "Dice": f"{r['dice']['mean']:.4f} ± {r['dice']['std']:.4f}",
-                     "IoU": f"{r['iou']['mean']:.4f} ± {r['iou']['std']:.4f}",
-                     "HD95 px": f"{r['hd95']['mean']:.1f} ± {r['hd95']['std']:.1f}",
-                     "global IoU": f"{r['global_iou']['mean']:.4f} ± {r['global_iou']['std']:.4f}"})
+        row = {"model": r["model"], "params (M)": f"{r['params'] / 1e6:.3f}",
+               "GFLOPs": f"{r['flops'] / 1e9:.3f}", "images/s": f"{r['images_per_s']:.1f}"}
+        if costs:
+            row.update({"train time (min)": _ms(r.get("train_time_s"), 1, 1 / 60),
+                        "s/epoch": _ms(r.get("s_per_epoch"), 1), "peak RSS (GB)": _ms(r.get("peak_rss_mb"), 2, 1 / 1024)})
+        row.update({"Dice": _ms(r["dice"], 4), "IoU": _ms(r["iou"], 4),
+                    "HD95": _ms(r["hd95"], 2 if costs else 1),
+                    "global IoU": _ms(r["global_iou"], 4)})
+        rows.append(row)
     shape = "×".join(str(s) for s in result["rows"][0]["input_shape"]) if result["rows"] else "?"
     head = (f"{result['dataset']}, split {result.get('split') or 'default'} / {result['subset']}, "
             f"{len(result['rows'][0]['seeds']) if result['rows'] else 0} seeds, {result['epochs']} epochs, "
-            f"input {shape}; mean ± std over seeds of per-image scores at native resolution")
+            f"input {shape}; mean ± std over seeds of per-image scores at native resolution (HD95 in pixels, "
+            "mm for data with a spacing)")
+    text = head + "\n\n" + markdown_table(rows)
+    per_class = [{"model": r["model"], "class": cls, "Dice": _ms(s["dice"], 4), "IoU": _ms(s["iou"], 4),
+                  "HD95": _ms(s["hd95"], 2)} for r in result["rows"] for cls, s in r.get("per_class", {}).items()]
+    if per_class:
+        text += "\n\nPer foreground class (mean ± std over seeds):\n\n" + markdown_table(per_class)
+    return text
+
+
+def transfer_markdown(result: dict[str, Any]) -> str:
+    """``benchmarks/transfer_peft.py``: per number of labelled frames and arm, trainable parameters, test scores and
+    adaptation time (mean ± std over seeds)."""
+    rows = []
+    for shots, block in result["shots"].items():
+        pre = block["pretrained"]
+        rows.append({"frames": shots, "arm": "pretrained, not adapted", "trainable params": "0",
+                     "test Dice": f"{pre['dice']:.3f}", "test IoU": f"{pre['iou']:.3f}", "adaptation time (s)": "0"})
+        for arm, r in block["arms"].items():
+            rows.append({"frames": shots, "arm": arm, "trainable params": f"{int(r['trainable_params']['mean']):,}",
+                         "test Dice": _ms(r["dice"], 3), "test IoU": _ms(r["iou"], 3),
+                         "adaptation time (s)": _ms(r["train_time_s"], 0)})
+    head = (f"{result['seeds']} seeds; {result['model']['name']} {result['model']['kwargs']}, "
+            f"images {'×'.join(map(str, result['image_size']))}, Adam lr {result['lr']}, epochs per frame count "
+            f"{result['epochs_per_shots']}; pretrained model's val Dice {result['pretrained_val_dice']:.3f}")
     return head + "\n\n" + markdown_table(rows)
 
 
@@ -139,7 +180,7 @@ def step3d_markdown(result: dict[str, Any]) -> str:
 MARKDOWN: dict[str, Callable[[dict[str, Any]], str]] = {
     "layers": layers_markdown, "kernels": kernels_markdown, "predict-memory": predict_memory_markdown,
     "model-memory": model_memory_markdown, "training": training_markdown, "conv-backward": conv_backward_markdown,
-    "step3d": step3d_markdown,
+    "step3d": step3d_markdown, "transfer": transfer_markdown,
 }
 
 
@@ -230,6 +271,49 @@ def plot_model_memory(result: dict[str, Any]):
     _bars(ax, [r["model"] for r in rows], {mode: [r[f"{mode}_saved_MiB"] for r in rows]
                                            for mode in ("eager", "fused")}, "saved MiB")
     ax.set_title(f"whole model, one training step ({result['device']})", fontsize=9)
+    return fig
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of the points no other point beats: ``(cost, score)`` pairs, lower cost and higher score better;
+    returned by increasing cost."""
+    order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1]))
+    front, best = [], -np.inf
+    for i in order:
+        if points[i][1] > best:
+            front.append(i)
+            best = points[i][1]
+    return front
+
+
+def plot_pareto(results: dict[str, dict[str, Any]] | dict[str, Any], *, score: str = "dice"):
+    """Test ``score`` against training time (minutes per run), mean ± std over seeds for both, one marker per model
+    of every training result given (``{name: result}`` or one result), and the Pareto front over all of them."""
+    if "rows" in results:
+        results = {results.get("dataset", "benchmark"): results}
+    fig = new_figure(6.5, 4.2)
+    ax = fig.subplots()
+    points, labels = [], []
+    for name, result in results.items():
+        rows = [r for r in result["rows"] if r.get("train_time_s") and np.isfinite(r["train_time_s"]["mean"])]
+        if not rows:
+            continue
+        x = [r["train_time_s"]["mean"] / 60 for r in rows]
+        ax.errorbar(x, [r[score]["mean"] for r in rows], yerr=[r[score]["std"] for r in rows],
+                    xerr=[r["train_time_s"]["std"] / 60 for r in rows], fmt="o", capsize=3,
+                    label=name if len(results) > 1 else None)
+        for r, xi in zip(rows, x):
+            ax.annotate(r["model"], (xi, r[score]["mean"]), fontsize=6, xytext=(3, 3), textcoords="offset points")
+            points.append((xi, r[score]["mean"]))
+            labels.append(r["model"])
+    if not points:
+        raise KansegError("no training result records training time (train_time_s); rerun kanseg benchmark")
+    front = pareto_front(points)
+    ax.plot([points[i][0] for i in front], [points[i][1] for i in front], "k--", lw=1, label="Pareto front")
+    ax.set_xlabel("training time per run (min)", fontsize=8)
+    ax.set_ylabel(f"test {score} (mean ± std over seeds)", fontsize=8)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
     return fig
 
 
