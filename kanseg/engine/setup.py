@@ -133,6 +133,9 @@ def model_kwargs(cfg: TrainConfig, dataset: Any) -> dict[str, Any]:
     """Constructor arguments of the run's model: the data's dims and channels (one sigmoid output for
     binary data, one softmax channel per class for several foreground classes), then ``model.kwargs``."""
     classes = num_classes(dataset)
+    if classes > 2 and cfg.monitor.startswith("ukan_"):
+        raise KansegError(f"monitor {cfg.monitor} is the binary published-table protocol; this dataset has "
+                          f"{classes - 1} foreground classes: use dice, iou, global_dice or global_iou")
     return {"spatial_dims": dataset.spatial_dims, "in_channels": dataset.in_channels,
             "out_channels": 1 if classes <= 2 else classes, **cfg.model.kwargs}
 

@@ -110,3 +110,14 @@ def test_predict_writes_label_values_probabilities_and_overlay(multiclass_run, t
     overlay = cv2.cvtColor(cv2.imread(str(outputs["overlay"])), cv2.COLOR_BGR2RGB)
     for k in (1, 2):  # each class outlined in its own colour
         assert (overlay == np.array(class_colour(k), np.uint8)).all(-1).any(), k
+
+
+def test_ukan_monitor_on_multiclass_data_is_one_line_before_anything_is_written(multiclass_run, tmp_path):
+    from kanseg.errors import KansegError
+
+    cfg, _, _ = multiclass_run
+    bad = cfg.model_copy(deep=True)
+    bad.monitor, bad.out = "ukan_iou", str(tmp_path / "run")
+    with pytest.raises(KansegError, match="binary published-table protocol; this dataset has 2 foreground classes"):
+        train(bad)
+    assert not (tmp_path / "run").exists()
