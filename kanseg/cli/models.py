@@ -27,6 +27,25 @@ def _peft_counts(model) -> str:
     return f"{counts['trainable'] / 1e6:.2f} M / {counts['frozen'] / 1e6:.2f} M"
 
 
+def _measure(name: str, spatial_dims: int, shape: tuple[int, ...]):
+    """Complexity of preset ``name`` at ``shape``; an input too small for the preset (a norm over a single voxel
+    at the deepest level) is one line naming the preset and the size. 2D-only presets raise ModelConfigError."""
+    from kanseg.errors import KansegError
+    from kanseg.models import ModelConfigError, create_model
+    from kanseg.models.complexity import measure_complexity
+
+    model = create_model(name, spatial_dims=spatial_dims, in_channels=shape[0], out_channels=1)
+    try:
+        return measure_complexity(model, shape)
+    except ModelConfigError:
+        raise
+    except (ValueError, RuntimeError) as err:
+        size = shape[1]
+        raise KansegError(f"{name}: cannot measure a {spatial_dims}D input of size {size} "
+                          f"({str(err).splitlines()[0]}); pass a larger --size-{spatial_dims}d, "
+                          f"e.g. {size * 2}") from None
+
+
 @app.command("models")
 def models_cmd(
     details: bool = typer.Option(False, "--details", help="Show parameters and FLOPs per image (2D and 3D)."),
@@ -37,7 +56,6 @@ def models_cmd(
     """List the KAN convolution families, block names and model presets."""
     from kanseg.kan import list_families
     from kanseg.models import ModelConfigError, create_model, get_preset, list_models
-    from kanseg.models.complexity import measure_complexity
 
     typer.echo(f"KAN convolution families: {', '.join(list_families())}")
     typer.echo("Blocks: conv, kan:<family>, kan:<family>-bottleneck")
@@ -56,11 +74,9 @@ def models_cmd(
         preset = get_preset(name)
         row = [name, preset.template.__name__, preset.blocks]
         if details:
-            c2 = measure_complexity(create_model(name, spatial_dims=2, in_channels=3, out_channels=1),
-                                    (3, size_2d, size_2d))
+            c2 = _measure(name, 2, (3, size_2d, size_2d))
             try:  # 2D-only presets (smp-*) have no 3D row
-                c3 = measure_complexity(create_model(name, spatial_dims=3, in_channels=1, out_channels=1),
-                                        (1, size_3d, size_3d, size_3d))
+                c3 = _measure(name, 3, (1, size_3d, size_3d, size_3d))
                 params_3d, flops_3d = f"{c3.params / 1e6:.2f} M", f"{c3.flops / 1e9:.0f}"
             except ModelConfigError:
                 params_3d = flops_3d = "-"

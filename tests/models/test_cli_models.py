@@ -1,3 +1,4 @@
+import pytest
 from typer.testing import CliRunner
 
 from kanseg.cli import app
@@ -27,3 +28,14 @@ def test_models_pattern_without_match_says_so():
     result = runner.invoke(app, ["models", "--pattern", "nope*"])
     assert result.exit_code == 0
     assert "No model preset matches 'nope*'" in result.output
+
+
+def test_models_details_size_too_small_message(capsys):
+    from kanseg.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:  # depth 5 + instance norm: one voxel at the deepest level
+        main(["models", "--details", "--pattern", "attunet-gram", "--size-2d", "32", "--size-3d", "16"])
+    assert exit_info.value.code != 0
+    err = capsys.readouterr().err
+    assert err.startswith("error: attunet-gram: cannot measure a 3D input of size 16") and "--size-3d" in err
+    assert err.count("\n") == 1 and "Traceback" not in err
