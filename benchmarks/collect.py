@@ -33,6 +33,7 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--command", default="", help="the kanseg benchmark command that made it")
     parser.add_argument("--note", default="", help="conditions worth knowing (load, what else ran)")
     args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)  # the machine label names the runs' thread count
     path = args.benchmark / "benchmark.json" if args.benchmark.is_dir() else args.benchmark
     result = json.loads(path.read_text())
     runs = [r["train_time_s"]["values"] for r in result["rows"] if r.get("train_time_s")]

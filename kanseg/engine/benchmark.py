@@ -231,7 +231,8 @@ def _interrupted(runs: list[tuple[str, int]], finished: list[tuple[str, int]], o
 
 
 def _fmt(row: dict[str, Any], key: str, scale: float, digits: int) -> str:
-    """``mean ± std`` of a cost column (``-`` for runs from before kanseg recorded it)."""
+    """``mean ± std`` of a column (``-`` where not defined: costs of runs from before kanseg recorded them, the
+    binary-only ukan-compat scores of multi-class data)."""
     value = row.get(key)
     if not value or not np.isfinite(value["mean"]):
         return "-"
@@ -249,9 +250,8 @@ def format_table(result: dict[str, Any]) -> str:
              "| Dice | IoU | HD95 | global IoU | ukan-compat IoU |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        cells = [f"{r[k]['mean']:.4f} ± {r[k]['std']:.4f}" for k in ("dice", "iou")]
-        cells.append(f"{r['hd95']['mean']:.2f} ± {r['hd95']['std']:.2f}")
-        cells += [f"{r[k]['mean']:.4f} ± {r[k]['std']:.4f}" for k in ("global_iou", "ukan_iou")]
+        cells = [_fmt(r, k, 1, 4) for k in ("dice", "iou")] + [_fmt(r, "hd95", 1, 2)]
+        cells += [_fmt(r, k, 1, 4) for k in ("global_iou", "ukan_iou")]  # ukan: binary data only
         spent = [_fmt(r, "train_time_s", 1 / 60, 1), _fmt(r, "s_per_epoch", 1, 1), _fmt(r, "peak_rss_mb", 1 / 1024, 2)]
         lines.append(f"| {r['model']} | {r['params'] / 1e6:.3f} | {r['flops'] / 1e9:.3f} | "
                      f"{r['images_per_s']:.1f} ({r['device']}) | " + " | ".join(spent + cells) + " |")
