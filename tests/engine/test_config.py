@@ -7,6 +7,7 @@ import yaml
 
 from kanseg.config import TrainConfig, load_config, parse_assignment, save_config, valid_keys
 from kanseg.errors import KansegError
+from kanseg.models import list_models
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
@@ -67,11 +68,13 @@ def test_resolved_dump_round_trips(tmp_path):
     assert [p.name for p in path.parent.iterdir()] == ["config.yaml"]  # no temp file left
 
 
-@pytest.mark.parametrize("name", ["busi", "glas", "cvc", "cpu-quick"])
+@pytest.mark.parametrize("name", ["busi", "glas", "cvc", "cpu-quick", "cvc-cpu"])
 def test_shipped_configs_are_valid(name):
     cfg = load_config(CONFIGS / f"{name}.yaml")
     assert cfg.data.dataset in ("busi", "glas", "cvc")
-    if name != "cpu-quick":  # the legacy U-KAN protocol
+    if name == "cvc-cpu":  # clean split, validated (and so kept) at the last epoch only
+        assert cfg.data.split == "clean" and cfg.val_every == cfg.epochs and cfg.model.name in list_models()
+    elif name != "cpu-quick":  # the legacy U-KAN protocol
         assert (cfg.epochs, cfg.batch_size, cfg.optim.lr, cfg.optim.kan_lr) == (400, 8, 1e-4, 1e-2)
         assert (cfg.optim.min_lr, cfg.optim.weight_decay, cfg.loss.bce_weight, cfg.loss.dice_weight) == (
             1e-5, 1e-4, 0.5, 1.0)
