@@ -33,9 +33,13 @@ def default_run_dir(cfg: TrainConfig, root: str | Path = "runs") -> Path:
 # before them keep their digest
 LATER_DEFAULTS = {
     "loss": {"focal_gamma": 2.0, "tversky_alpha": 0.5, "tversky_beta": 0.5, "class_weights": None,
-             "pos_weight": None, "deep_supervision": "mean", "ds_skip_lowest": False},
+             "pos_weight": None, "deep_supervision": "mean", "ds_skip_lowest": False, "l1_weight": 0.0,
+             "l1_activation": 0.0, "l2_activation": 0.0, "activation_per_sample": False},
     "optim": {"warmup_epochs": 0, "accumulate": 1, "ema_decay": None},
     "early_stop": {"patience": None, "min_delta": 0.0},
+    "peft": {"extra_degrees": 0, "trainable_degrees": [], "finetune_base": False, "freeze_norm": False},
+    "init_from": None,
+    "freeze": [],
 }
 
 

@@ -121,3 +121,19 @@ def test_dotted_overrides_never_write_into_the_callers_objects():
     kwargs = {"base_width": 8}
     cfg = load_config(None, {"model.kwargs": kwargs, "model.kwargs.depth": 3})
     assert cfg.model.kwargs == {"base_width": 8, "depth": 3} and kwargs == {"base_width": 8}
+
+
+
+def test_run_fingerprint_ignores_later_keys_at_their_default():
+    """Keys added after runs existed leave the fingerprint (and the run digest in folder names) unchanged while at
+    their default, so older run folders keep their names; a non-default value makes a different run."""
+    from kanseg.engine.setup import run_digest, run_fingerprint
+
+    base = load_config(None, {"data.dataset": "demo"})
+    fingerprint = run_fingerprint(base)
+    assert not {"freeze", "init_from", "peft"} & set(fingerprint)
+    assert not {"l1_weight", "l1_activation", "l2_activation", "activation_per_sample"} & set(fingerprint["loss"])
+    for key, value in (("freeze", ["encoder"]), ("init_from", "x.pt"), ("peft.extra_degrees", 1),
+                       ("loss.l1_weight", 1e-4)):
+        changed = load_config(None, {"data.dataset": "demo", key: value})
+        assert run_fingerprint(changed) != fingerprint and run_digest(changed) != run_digest(base)
