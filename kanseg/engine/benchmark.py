@@ -124,7 +124,7 @@ def _over_seeds(values: list[float]) -> dict[str, Any]:
 def _matched(specs: list[ModelSpec], base: TrainConfig, reference_run: Path, log: RunLog) -> list[ModelSpec]:
     """``specs`` with a ``base_width`` for each model that has none, matched to the first model's parameters."""
     ckpt = load_checkpoint(reference_run / "best.pt")
-    target = sum(t.numel() for k, t in ckpt["state_dict"].items() if not _is_buffer(k))
+    target = sum(p.numel() for p in build_model(ckpt, reference_run / "best.pt").parameters())
     data_kwargs = {k: ckpt["model"]["kwargs"][k] for k in ("spatial_dims", "in_channels", "out_channels")}
     matched = [specs[0]]
     for spec in specs[1:]:
@@ -137,10 +137,6 @@ def _matched(specs: list[ModelSpec], base: TrainConfig, reference_run: Path, log
         log.info(f"match-params: {spec.name} base_width={width} (reference {specs[0].label}, {target / 1e6:.3f} M)")
         matched.append(ModelSpec(spec.name, {**spec.kwargs, "base_width": width}))
     return matched
-
-
-def _is_buffer(key: str) -> bool:
-    return key.rsplit(".", 1)[-1] in ("running_mean", "running_var", "num_batches_tracked")
 
 
 def run_benchmark(base: TrainConfig, models: list[str | ModelSpec], seeds: list[int], out: str | Path, *,
