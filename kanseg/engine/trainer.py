@@ -34,14 +34,8 @@ from kanseg.config import TrainConfig, save_config
 from kanseg.engine import setup
 from kanseg.engine.callbacks import Callback, CallbackList, default_callbacks
 from kanseg.engine.distributed import (
-    DistributedContext,
-    all_gather_objects,
-    all_reduce_sum,
-    barrier,
-    broadcast_buffers,
-    broadcast_object,
-    init_distributed,
-    shutdown,
+    DistributedContext, all_gather_objects, all_reduce_sum, barrier, broadcast_buffers, broadcast_object,
+    init_distributed, shutdown,
 )
 from kanseg.engine.evaluate import autocast, evaluate_dataset
 from kanseg.engine.finetune import prepare_finetuning
@@ -406,8 +400,8 @@ def _report_epoch(state: TrainState, bar) -> None:
 
 def _cost(state: TrainState) -> dict[str, Any]:
     """What the run cost: trainable parameters, training time (all epochs, resumed ones included, validation
-    included), seconds per epoch, and the peak memory of this call's process (``rss_scope``: ``run``, or ``process`` where the peak
-    could not be reset)."""
+    included), seconds per epoch, and the peak memory of this call's process (``rss_scope``: ``run``, or
+    ``process`` where the peak could not be reset)."""
     times = [float(r["time_s"]) for r in read_jsonl(state.run_dir / "metrics.jsonl") if "time_s" in r] \
         if state.ctx.is_main and (state.run_dir / "metrics.jsonl").is_file() else []
     cost: dict[str, Any] = {"train_time_s": round(sum(times), 2),
