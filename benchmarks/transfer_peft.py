@@ -45,6 +45,7 @@ from kanseg.engine.distributed import init_distributed  # noqa: E402
 from kanseg.engine.evaluate import evaluate_dataset  # noqa: E402
 from kanseg.engine.runlog import RunLog, read_json  # noqa: E402
 from kanseg.engine.runlog import write_json as write_json_file  # noqa: E402
+from kanseg.viz.benchmarks import results_markdown  # noqa: E402
 
 MODEL = {"name": "unet-gram", "kwargs": {"base_width": 8, "depth": 4}}
 IMAGE_SIZE = [96, 128]  # CVC frames are 288×384: a third, aspect kept
@@ -124,20 +125,6 @@ def _stats(values: list[float]) -> dict:
     return {"mean": float(arr.mean()), "std": float(arr.std()), "values": values} if arr.size else {}
 
 
-def table(result: dict) -> str:
-    lines = ["| frames | arm | trainable params | test Dice | test IoU | adaptation time (s) |",
-             "|---|---|---|---|---|---|"]
-    for shots, block in result["shots"].items():
-        pre = block["pretrained"]
-        lines.append(f"| {shots} | pretrained, not adapted | 0 | {pre['dice']:.3f} | {pre['iou']:.3f} | 0 |")
-        for arm, row in block["arms"].items():
-            lines.append(f"| {shots} | {arm} | {int(row['trainable_params']['mean']):,} | "
-                         f"{row['dice']['mean']:.3f} ± {row['dice']['std']:.3f} | "
-                         f"{row['iou']['mean']:.3f} ± {row['iou']['std']:.3f} | "
-                         f"{row['train_time_s']['mean']:.0f} ± {row['train_time_s']['std']:.0f} |")
-    return "\n".join(lines)
-
-
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
@@ -160,7 +147,7 @@ def main(argv: list[str] | None = None) -> dict:
                   torch=torch.__version__, python=platform.python_version(), seeds=args.seeds,
                   wall_s=round(time.perf_counter() - started, 1),
                   command="python benchmarks/transfer_peft.py " + " ".join(argv if argv is not None else sys.argv[1:]))
-    result["table"] = table(result)
+    result["table"] = results_markdown(result)  # the same table benchmarks/README.md shows
     print(result["table"])
     print(f"wrote {write_json(args.result, result)}")
     return result
