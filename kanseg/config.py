@@ -216,7 +216,18 @@ def parse_assignment(text: str) -> tuple[str, Any]:
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
         raise KansegError(f"--set expects KEY=VALUE, got {text!r}")
-    return key.strip(), yaml.safe_load(raw)
+    return key.strip(), _yaml_value(raw)
+
+
+def _yaml_value(raw: str) -> Any:
+    """A YAML scalar, with ``3e-3`` read as a float (YAML 1.1 needs ``3.0e-3``)."""
+    value = yaml.safe_load(raw)
+    if isinstance(value, str):
+        try:
+            return float(value) if value.strip().lower() not in ("nan", "inf", "-inf", "infinity") else value
+        except ValueError:
+            return value
+    return value
 
 
 def save_config(cfg: TrainConfig, path: str | os.PathLike) -> Path:
@@ -226,30 +237,91 @@ def save_config(cfg: TrainConfig, path: str | os.PathLike) -> Path:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A preset and its ``model.kwargs`` overrides; ``label`` (``name@key=value...``) names its runs."""
+    """A preset, its ``model.kwargs`` overrides and per-model config ``settings`` (``optim.kan_lr``, ``epochs``,
+    ``loss.l1_weight``...); ``label`` (``name@key=value...``) names its runs."""
 
     name: str
     kwargs: dict[str, Any] = dataclass_field(default_factory=dict)
+    settings: dict[str, Any] = dataclass_field(default_factory=dict)
 
     @property
     def label(self) -> str:
-        return self.name + "".join(f"@{k}={v}" for k, v in sorted(self.kwargs.items()))
+        options = {**_flatten(self.kwargs), **self.settings}
+        return self.name + "".join(f"@{k}={_scalar(v)}" for k, v in sorted(options.items()))
+
+    def apply(self, cfg: TrainConfig) -> TrainConfig:
+        """``cfg`` with this model, its kwargs merged over ``cfg.model.kwargs`` (nested dicts key by key) and its
+        settings applied as dotted config keys."""
+        tree = cfg.model_dump()
+        tree["model"]["name"] = self.name
+        tree["model"]["kwargs"] = _merge(tree["model"].get("kwargs") or {}, self.kwargs)
+        for key, value in self.settings.items():
+            _set_dotted(tree, key, value)
+        try:
+            return TrainConfig.model_validate(tree)
+        except ValidationError as err:
+            raise _one_line(err, f"model spec {self.label!r}") from None
+
+
+_SPEC_RESERVED = ("seed", "out", "model.name", "model.kwargs")
 
 
 def parse_model_spec(text: str) -> ModelSpec:
-    """``"unet-gram@base_width=4@depth=3"`` -> ``ModelSpec("unet-gram", {"base_width": 4, "depth": 3})``
-    (values read as YAML scalars)."""
+    """``"unet-gram@base_width=4@block_options.dropout=0.1@optim.kan_lr=3e-3"`` -> ``ModelSpec("unet-gram",
+    {"base_width": 4, "block_options": {"dropout": 0.1}}, {"optim.kan_lr": 0.003})``: config keys
+    (:func:`valid_keys`, e.g. ``epochs``, ``optim.kan_lr``) become settings, every other key a model kwarg
+    (dots nest). Values are read as YAML scalars."""
     name, *options = [part.strip() for part in text.strip().split("@")]
     kwargs: dict[str, Any] = {}
+    settings: dict[str, Any] = {}
     for option in options:
         key, sep, value = option.partition("=")
-        if not sep or not key.strip() or not value.strip():
+        key = key.strip()
+        if not sep or not key or not value.strip():
             raise KansegError(f"bad model option {option!r} in {text!r}; write MODEL@KEY=VALUE, "
                               "e.g. unet-gram@base_width=4")
+        if key in _SPEC_RESERVED or key.startswith("model.kwargs."):
+            raise KansegError(f"model option {key!r} in {text!r} cannot be set per model; write model kwargs "
+                              "without the model.kwargs. prefix, e.g. unet-gram@base_width=4")
         try:
-            kwargs[key.strip()] = yaml.safe_load(value)
+            parsed = _yaml_value(value)
         except yaml.YAMLError:
-            raise KansegError(f"bad value {value!r} for {key.strip()!r} in {text!r}") from None
+            raise KansegError(f"bad value {value!r} for {key!r} in {text!r}") from None
+        if key in valid_keys():
+            settings[key] = parsed
+            continue
+        *parents, leaf = key.split(".")
+        node = kwargs
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise KansegError(f"model option {key!r} in {text!r}: {part!r} is set twice")
+        node[leaf] = parsed
     if not name:
         raise KansegError(f"model spec {text!r} has no preset name")
-    return ModelSpec(name, kwargs)
+    return ModelSpec(name, kwargs, settings)
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[prefix + key] = value
+    return flat
+
+
+def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    merged = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def _scalar(value: Any) -> str:
+    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("\n...").strip() \
+        if isinstance(value, (list, dict)) else str(value)

@@ -52,6 +52,7 @@ def models_cmd(
     pattern: str = typer.Option("*", "--pattern", help="Only presets matching this pattern, e.g. 'unet-*'."),
     size_2d: int = typer.Option(256, "--size-2d", min=8, help="2D input size for FLOPs (square)."),
     size_3d: int = typer.Option(96, "--size-3d", min=8, help="3D input size for FLOPs (cube)."),
+    recommended: bool = typer.Option(False, "--recommended", help="Only the presets kanseg's measurements back."),
 ) -> None:
     """List the KAN convolution families, block names and model presets."""
     from kanseg.kan import list_families
@@ -60,6 +61,8 @@ def models_cmd(
     typer.echo(f"KAN convolution families: {', '.join(list_families())}")
     typer.echo("Blocks: conv, kan:<family>, kan:<family>-bottleneck")
     names = list_models(pattern)
+    if recommended:
+        names = [n for n in names if get_preset(n).recommended]
     if not names:
         typer.echo(f"No model preset matches {pattern!r}; presets: {', '.join(list_models())}")
         return
@@ -72,7 +75,7 @@ def models_cmd(
     rows = []
     for name in names:
         preset = get_preset(name)
-        row = [name, preset.template.__name__, preset.blocks]
+        row = [f"{name} *" if preset.recommended else name, preset.template.__name__, preset.blocks]
         if details:
             c2 = _measure(name, 2, (3, size_2d, size_2d))
             try:  # 2D-only presets (smp-*) have no 3D row
@@ -88,6 +91,9 @@ def models_cmd(
         rows.append(row)
     typer.echo(f"\nModel presets ({len(rows)}):")
     typer.echo(_table(header, rows))
+    if any(get_preset(n).recommended for n in names):
+        typer.echo("\n* recommended: backed by kanseg's own multi-seed measurements on real data "
+                   "(benchmarks/README.md, 'Where KAN convolutions pay').")
     if details:
         typer.echo(
             f"\nPer image, eval mode: 2D with 3 -> 1 channels at {size_2d}x{size_2d}, 3D with 1 -> 1 channels at "

@@ -131,6 +131,9 @@ def benchmark_cmd(
     match_params: bool = typer.Option(False, "--match-params",
                                       help="Give every model without its own base_width the width whose parameter "
                                            "count is closest to the first model's."),
+    match_time: bool = typer.Option(False, "--match-time",
+                                    help="Give every model without its own epochs setting the number of epochs "
+                                         "whose training time equals the first model's (steps timed here)."),
 ) -> None:
     """Train (or reuse) every model x seed, print and save a mean ± std table with params, FLOPs, images/s,
     training time, seconds per epoch and peak memory."""
@@ -148,7 +151,10 @@ def benchmark_cmd(
     from kanseg.engine import run_benchmark
 
     root = out or Path("runs") / f"benchmark-{Path(dataset).stem if dataset.endswith('.json') else dataset}"
-    run_benchmark(base, specs, list(range(seeds)), root, subset=subset, match_params=match_params)
+    for spec in specs:
+        spec.apply(base)  # a bad per-model config key or value fails before any training
+    run_benchmark(base, specs, list(range(seeds)), root, subset=subset, match_params=match_params,
+                  match_time=match_time)
     typer.echo(f"table: {root / 'benchmark.md'}  data: {root / 'benchmark.json'}")
 
 

@@ -8,7 +8,10 @@ holding a different config is an error (never overwritten).
 A model is a preset name with optional ``model.kwargs`` overrides, ``unet-gram@base_width=4@depth=3``
 (:func:`parse_model_spec`); its runs go to ``OUT/unet-gram@base_width=4@depth=3/seed<k>``. With
 ``match_params`` every model without its own ``base_width`` gets the base width whose parameter count is
-closest to the first model's (budget matching by parameters; :func:`match_base_width`).
+closest to the first model's (budget matching by parameters; :func:`match_base_width`). With ``match_time``
+every model without its own ``epochs`` setting gets the number of epochs whose training compute time equals
+the first model's (budget matching by wall time; :func:`training_step_seconds` times both models in the same
+process, so the ratio holds on a noisy machine). Both may be combined: widths first, then epochs.
 """
 
 from __future__ import annotations
@@ -61,6 +64,33 @@ def match_base_width(name: str, kwargs: dict[str, Any], target: int, widths: ran
         if gap > 0:
             break
     return best
+
+
+def training_step_seconds(model: nn.Module, input_shape: tuple[int, ...], *, batch_size: int = 8,
+                          device: str | torch.device = "cpu", steps: int = 3) -> float:
+    """Median seconds of one training step (forward, a mean loss, backward, Adam) on random
+    ``(batch_size, *input_shape)`` batches, after one warm-up step. Data loading is not included."""
+    device = torch.device(device)
+    model = model.to(device).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-6)
+    x = torch.randn(batch_size, *input_shape, device=device)
+    times = []
+    for step in range(steps + 1):
+        started = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        final_logits(model(x)).float().mean().backward()
+        optimizer.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        if step:
+            times.append(time.perf_counter() - started)
+    return float(np.median(times))
+
+
+def match_epochs(reference_seconds: float, seconds: float, epochs: int) -> int:
+    """Epochs for a model whose step takes ``seconds`` so that its training time equals ``epochs`` epochs of a
+    reference taking ``reference_seconds`` per step (rounded, at least 1)."""
+    return max(1, round(epochs * reference_seconds / seconds))
 
 
 @torch.no_grad()
@@ -131,20 +161,53 @@ def _matched(specs: list[ModelSpec], base: TrainConfig, reference_run: Path, log
         if "base_width" in spec.kwargs or "widths" in spec.kwargs:
             matched.append(spec)
             continue
-        kwargs = {**base.model.kwargs, **spec.kwargs, **data_kwargs}
+        kwargs = {**spec.apply(base).model.kwargs, **data_kwargs}
         kwargs.pop("base_width", None)
         width = match_base_width(spec.name, kwargs, target)
         log.info(f"match-params: {spec.name} base_width={width} (reference {specs[0].label}, {target / 1e6:.3f} M)")
-        matched.append(ModelSpec(spec.name, {**spec.kwargs, "base_width": width}))
+        matched.append(ModelSpec(spec.name, {**spec.kwargs, "base_width": width}, spec.settings))
+    return matched
+
+
+def _time_matched(specs: list[ModelSpec], base: TrainConfig, reference_run: Path, log: RunLog) -> list[ModelSpec]:
+    """``specs`` with an ``epochs`` setting for each model that has none: the first model's training time."""
+    ckpt = load_checkpoint(reference_run / "best.pt")
+    pp = ckpt["preprocessing"]
+    shape = (int(pp["in_channels"]), *(base.data.patch_size or pp["image_size"] or []))
+    if len(shape) != int(pp["spatial_dims"]) + 1:
+        raise KansegError("--match-time needs a fixed --image-size (or patch size) to time a training step")
+    data_kwargs = {k: ckpt["model"]["kwargs"][k] for k in ("spatial_dims", "in_channels", "out_channels")}
+    device = resolve_device(base.device)
+    reference_epochs = specs[0].apply(base).epochs
+
+    def seconds(spec: ModelSpec) -> float:
+        from kanseg.models import create_model
+
+        torch.manual_seed(0)
+        model = create_model(spec.name, **{**spec.apply(base).model.kwargs, **data_kwargs})
+        return training_step_seconds(model, shape, batch_size=base.batch_size, device=device)
+
+    reference = seconds(specs[0])
+    matched = [specs[0]]
+    for spec in specs[1:]:
+        if "epochs" in spec.settings:
+            matched.append(spec)
+            continue
+        step = seconds(spec)
+        epochs = match_epochs(reference, step, reference_epochs)
+        log.info(f"match-time: {spec.label} epochs={epochs} ({step * 1e3:.0f} ms/step against "
+                 f"{reference * 1e3:.0f} ms/step of {specs[0].label} for {reference_epochs} epochs)")
+        matched.append(ModelSpec(spec.name, spec.kwargs, {**spec.settings, "epochs": epochs}))
     return matched
 
 
 def run_benchmark(base: TrainConfig, models: list[str | ModelSpec], seeds: list[int], out: str | Path, *,
-                  subset: str = "test", match_params: bool = False, log: RunLog | None = None) -> dict[str, Any]:
+                  subset: str = "test", match_params: bool = False, match_time: bool = False,
+                  log: RunLog | None = None) -> dict[str, Any]:
     """Every (model, seed) run of ``base``, then per model: params, FLOPs, images/s, training time, seconds per
     epoch, peak memory and the mean ± std over seeds of each score on ``subset``. Writes ``OUT/benchmark.json``
-    and ``OUT/benchmark.md``. ``models``: preset names or specs (:func:`parse_model_spec`); ``match_params``:
-    budget-match by parameter count (the first model is the reference)."""
+    and ``OUT/benchmark.md``. ``models``: preset names or specs (:func:`parse_model_spec`); ``match_params`` /
+    ``match_time``: budget-match by parameter count / by training time (the first model is the reference)."""
     from kanseg.models.complexity import measure_complexity
 
     out, log = Path(out), log or RunLog(None)
@@ -157,14 +220,17 @@ def run_benchmark(base: TrainConfig, models: list[str | ModelSpec], seeds: list[
     runs = [(spec.label, seed) for spec in specs for seed in seeds]
     try:
         for index, spec in enumerate(specs):
-            if index == 1 and match_params:
-                specs[1:] = _matched(specs, base, out / specs[0].label / f"seed{seeds[0]}", log)[1:]
+            if index == 1 and (match_params or match_time):
+                reference_run = out / specs[0].label / f"seed{seeds[0]}"
+                if match_params:
+                    specs[1:] = _matched(specs, base, reference_run, log)[1:]
+                if match_time:
+                    specs[1:] = _time_matched(specs, base, reference_run, log)[1:]
                 runs = [(s.label, seed) for s in specs for seed in seeds]
                 spec = specs[1]
             for seed in seeds:
-                cfg = base.model_copy(deep=True)
-                cfg.model.name, cfg.seed, cfg.out = spec.name, seed, str(out / spec.label / f"seed{seed}")
-                cfg.model.kwargs = {**cfg.model.kwargs, **spec.kwargs}
+                cfg = spec.apply(base)
+                cfg.seed, cfg.out = seed, str(out / spec.label / f"seed{seed}")
                 summary = ensure_run(cfg, subset, log)
                 reports[spec.label, seed] = summary[subset]["report"]
                 costs[spec.label, seed] = summary.get("run", {})
@@ -192,6 +258,7 @@ def run_benchmark(base: TrainConfig, models: list[str | ModelSpec], seeds: list[
         cost = measure_complexity(model, shape)
         device = resolve_device(base.device).type
         row: dict[str, Any] = {"model": name, "preset": spec.name, "model_kwargs": dict(spec.kwargs),
+                               "settings": dict(spec.settings), "epochs": spec.apply(base).epochs,
                                "params": cost.params, "flops": cost.flops, "input_shape": list(shape),
                                "images_per_s": images_per_second(model, shape, batch_size=base.batch_size,
                                                                  device=device, amp=base.amp),
@@ -203,7 +270,7 @@ def run_benchmark(base: TrainConfig, models: list[str | ModelSpec], seeds: list[
                                 for cls, by_metric in class_scores.items()}
         rows.append(row)
     result = {"dataset": base.data.dataset, "split": base.data.split, "subset": subset, "epochs": base.epochs,
-              "match_params": match_params,
+              "match_params": match_params, "match_time": match_time,
               "aggregation": "mean ± std over seeds of: per-image mean Dice / IoU / HD95 at native resolution; "
                              "global (pooled TP/FP/FN) IoU; ukan-compat IoU (published-table protocol only)",
               "rows": rows}

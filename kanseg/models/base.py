@@ -36,13 +36,15 @@ class UNetEncoder(nn.Module):
     """
 
     def __init__(self, spatial_dims: int, in_channels: int, widths: Sequence[int], make_block: BlockFactory,
-                 downsample: str = "maxpool"):
+                 downsample: str = "maxpool", make_bottleneck_block: BlockFactory | None = None):
         super().__init__()
         pool = {"maxpool": (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d),
                 "avgpool": (nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)}.get(downsample)
         self.levels = nn.ModuleList()
         for d, width in enumerate(widths):
             c_in = in_channels if d == 0 else widths[d - 1]
+            if d == len(widths) - 1 and make_bottleneck_block is not None:
+                make_block = make_bottleneck_block
             if d == 0:
                 level = make_block(c_in, width)
             elif pool is None:
@@ -74,8 +76,11 @@ class SegmentationModel(nn.Module):
         base_width: width of level 0 when ``widths`` is not given.
         encoder_block, decoder_block: block names (:func:`~kanseg.models.list_blocks`); the decoder defaults to the
             encoder's block.
+        bottleneck_block: the block of the deepest encoder level (the bottleneck stage); defaults to the encoder's
+            block. ``encoder_block="conv", bottleneck_block="kan:gram"`` puts KAN convs in the bottleneck only.
         block_options: options for every block (``degree``, ``norm``, ``dropout``, ``residual``, ``n_convs``...).
-        encoder_block_options, decoder_block_options: options for one side only, merged over ``block_options``.
+        encoder_block_options, decoder_block_options, bottleneck_block_options: options for one part only, merged
+            over ``block_options`` (the bottleneck's over the encoder's).
         downsample: ``maxpool``, ``avgpool`` or ``stride`` (strided first conv of each level).
         upsample: ``linear`` (bi/trilinear, ``align_corners=True``), ``nearest`` or ``transpose``.
         deep_supervision: one head per decoder output of the top row (U-Net++ only).
@@ -90,7 +95,8 @@ class SegmentationModel(nn.Module):
                  widths: Sequence[int] | None = None, depth: int | None = None, base_width: int = 16,
                  encoder_block: str = "conv", decoder_block: str | None = None,
                  block_options: dict[str, Any] | None = None, encoder_block_options: dict[str, Any] | None = None,
-                 decoder_block_options: dict[str, Any] | None = None, downsample: str = "maxpool",
+                 decoder_block_options: dict[str, Any] | None = None, bottleneck_block: str | None = None,
+                 bottleneck_block_options: dict[str, Any] | None = None, downsample: str = "maxpool",
                  upsample: str = "linear", deep_supervision: bool = False, mixer: str | None = None,
                  decoder_mixer: str | None = None, mixer_options: dict[str, Any] | None = None):
         super().__init__()
@@ -119,7 +125,13 @@ class SegmentationModel(nn.Module):
         make_decoder_block = partial(create_block, decoder_block or encoder_block, spatial_dims,
                                      **{**shared, **(decoder_block_options or {})})
         make_decoder_block = with_mixer(make_decoder_block, decoder_mixer, spatial_dims, mixer_options)
-        self.encoder = UNetEncoder(spatial_dims, in_channels, widths, make_encoder_block, downsample)
+        make_bottleneck_block = None
+        if bottleneck_block is not None or bottleneck_block_options:
+            bottleneck_options = {**shared, **(encoder_block_options or {}), **(bottleneck_block_options or {})}
+            make_bottleneck_block = partial(create_block, bottleneck_block or encoder_block, spatial_dims,
+                                            **bottleneck_options)
+        self.encoder = UNetEncoder(spatial_dims, in_channels, widths, make_encoder_block, downsample,
+                                   make_bottleneck_block)
         self.mixer = build_mixer(mixer, spatial_dims, widths[-1], mixer_options)
         self.decoder = self.build_decoder(spatial_dims, widths, make_decoder_block, upsample)
         head_channels = self.decoder.out_channels if deep_supervision else self.decoder.out_channels[:1]

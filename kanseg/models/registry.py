@@ -28,17 +28,23 @@ TEMPLATES: dict[str, type[nn.Module]] = {
     "UNet": UNet, "UNetPlusPlus": UNetPlusPlus, "AttentionUNet": AttentionUNet, "KANDynUNet": KANDynUNet,
     "MonaiBasicUNet": MonaiBasicUNet, "MonaiDynUNet": MonaiDynUNet, "SmpUNet": SmpUNet,
 }
-_MERGED_KEYS = ("block_options", "encoder_block_options", "decoder_block_options", "mixer_options")
+_MERGED_KEYS = ("block_options", "encoder_block_options", "decoder_block_options", "bottleneck_block_options",
+               "mixer_options")
 
 
 @dataclass(frozen=True)
 class Preset:
-    """A registered model: ``template(**defaults)``, described in one line."""
+    """A registered model: ``template(**defaults)``, described in one line.
+
+    ``recommended`` marks the presets kanseg's own measurements back (``kanseg models`` lists them first, with
+    the evidence in ``benchmarks/README.md``).
+    """
 
     name: str
     template: type[nn.Module]
     defaults: dict[str, Any] = field(default_factory=dict)
     description: str = ""
+    recommended: bool = False
 
     def build(self, **overrides: Any) -> nn.Module:
         valid = template_arguments(self.template)
@@ -53,26 +59,31 @@ class Preset:
 
     @property
     def blocks(self) -> str:
-        """``encoder_block`` or ``encoder/decoder`` when they differ, ``+ mixer`` when the preset has one."""
+        """``encoder_block``, or ``encoder/decoder`` when they differ, ``encoder|bottleneck/decoder`` when the
+        bottleneck stage differs, ``+ mixer`` when the preset has one."""
         if issubclass(self.template, BaselineModel):
             return "-"  # a wrapped library network (kanseg.models.baselines)
         enc = self.defaults.get("encoder_block", "conv")
         dec = self.defaults.get("decoder_block") or enc
+        mid = self.defaults.get("bottleneck_block") or enc
+        text = enc if mid == enc else f"{enc}|{mid}"
+        text = text if dec == enc and mid == enc else f"{text}/{dec}"
         mixers = [self.defaults.get(key) for key in ("mixer", "decoder_mixer")]
-        return (enc if dec == enc else f"{enc}/{dec}") + "".join(f" + {m}" for m in mixers if m)
+        return text + "".join(f" + {m}" for m in mixers if m)
 
 
 _PRESETS: dict[str, Preset] = {}
 
 
-def register_model(name: str, template: type[nn.Module], description: str = "", **defaults: Any) -> Preset:
+def register_model(name: str, template: type[nn.Module], description: str = "", *, recommended: bool = False,
+                   **defaults: Any) -> Preset:
     """Register preset ``name`` = ``template(**defaults)``; names are unique."""
     if name in _PRESETS:
         raise ValueError(f"model {name!r} registered twice")
     unknown = sorted(set(defaults) - set(template_arguments(template)))
     if unknown:
         raise ValueError(f"preset {name!r}: {template.__name__} has no argument(s) {unknown}")
-    _PRESETS[name] = Preset(name, template, defaults, description)
+    _PRESETS[name] = Preset(name, template, defaults, description, recommended)
     return _PRESETS[name]
 
 

@@ -174,10 +174,46 @@ def matched_kwargs(run_dir: Path) -> dict:
     return kwargs
 
 
+def test_benchmark_per_model_settings_and_match_time(capsys, tmp_path, demo_root, tiny_yaml):
+    """Per-model config keys reach each run's config; --match-time gives the slower model fewer epochs, from
+    step times measured in the same process."""
+    import yaml
+
+    args = ["benchmark", "--dataset", "demo", "--config", tiny_yaml, "--data-root", demo_root, "--epochs", 4,
+            "--models", "unet-conv@base_width=4,unet-gram@base_width=8@block_options.dropout=0.1@optim.kan_lr=3e-3"
+            ",unet-conv@base_width=2@epochs=1", "--seeds", 1, "--match-time", "--out", tmp_path / "bench"]
+    code, out, err = kanseg(capsys, *args)
+    assert code == 0, err
+    result = json.loads((tmp_path / "bench" / "benchmark.json").read_text())
+    ref, kan, explicit = result["rows"]
+    assert result["match_time"] is True and ref["epochs"] == 4 and explicit["epochs"] == 1
+    assert 1 <= kan["epochs"] < 4 and kan["settings"] == {"optim.kan_lr": 0.003, "epochs": kan["epochs"]}
+    assert kan["model"] == f"unet-gram@base_width=8@block_options.dropout=0.1@epochs={kan['epochs']}@optim.kan_lr=0.003"
+    cfg = yaml.safe_load((tmp_path / "bench" / kan["model"] / "seed0" / "config.yaml").read_text())
+    assert cfg["optim"]["kan_lr"] == 0.003 and cfg["epochs"] == kan["epochs"]
+    assert cfg["model"]["kwargs"] == {"base_width": 8, "depth": 2, "block_options": {"dropout": 0.1}}
+    unmatched = kan["model"].replace(f"@epochs={kan['epochs']}", "")
+    assert f"match-time: {unmatched} epochs={kan['epochs']}" in out
+
+
+def test_training_step_seconds_and_match_epochs():
+    from torch import nn
+
+    from kanseg.engine.benchmark import match_epochs, training_step_seconds
+
+    small = nn.Conv2d(3, 1, 1)
+    big = nn.Sequential(*[nn.Conv2d(3, 3, 3, padding=1) for _ in range(8)], nn.Conv2d(3, 1, 1))
+    assert training_step_seconds(big, (3, 64, 64)) > training_step_seconds(small, (3, 64, 64))
+    assert match_epochs(1.0, 2.0, 10) == 5 and match_epochs(1.0, 0.5, 10) == 20 and match_epochs(1.0, 100.0, 3) == 1
+
+
 @pytest.mark.parametrize("spec, message", [
     ("unet-gram@base_width", "write MODEL@KEY=VALUE"),
     ("unet-gram@=4", "write MODEL@KEY=VALUE"),
     ("unet-nope@base_width=4", "unknown model 'unet-nope'"),
+    ("unet-gram@seed=3", "cannot be set per model"),
+    ("unet-gram@model.kwargs.depth=3", "cannot be set per model"),
+    ("unet-gram@optim.lr=fast", "invalid value for 'optim.lr'"),
 ])
 def test_benchmark_bad_model_spec(capsys, tmp_path, spec, message):
     code, out, err = kanseg(capsys, "benchmark", "--dataset", "demo", "--models", spec, "--out", tmp_path / "b")
