@@ -101,7 +101,10 @@ class TorchExpander:
     def vjp(self, handle, grad_expanded, need_z: bool, need_params: list[bool]):
         expanded, z_, ps = handle
         inputs = ([z_] if need_z else []) + [p for p, need in zip(ps, need_params) if need]
-        grads = list(torch.autograd.grad(expanded, inputs, grad_expanded.to(expanded.dtype), allow_unused=True))
+        if expanded.requires_grad:
+            grads = list(torch.autograd.grad(expanded, inputs, grad_expanded.to(expanded.dtype), allow_unused=True))
+        else:  # the expansion uses none of them (e.g. Gram degree 1 has no beta term; the input needs no grad)
+            grads = [None] * len(inputs)
         grads = [torch.zeros_like(i) if g is None else g for i, g in zip(inputs, grads)]
         grad_z = grads.pop(0) if need_z else None
         return grad_z, [grads.pop(0) if need else None for need in need_params]

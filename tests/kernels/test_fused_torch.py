@@ -50,6 +50,21 @@ def test_fused_layer_equals_eager_fp64(case, monkeypatch):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11)
 
 
+@pytest.mark.parametrize("degree", [0, 1, 2])
+def test_fused_first_layer_with_unused_basis_parameters(degree, monkeypatch):
+    """A first layer (the image needs no gradient) whose expansion does not use a learnable basis parameter
+    (Gram below degree 2 has no beta term): backward runs, and every gradient equals the eager one."""
+    torch.manual_seed(0)
+    layer = create_kan_conv("gram", 2, 3, 4, 3, padding=1, degree=degree).double()
+    x = _x(2, c=3)
+    grads = {}
+    for mode in ("eager", "fused"):
+        monkeypatch.setenv(kernels.ENV_VAR, mode)
+        layer.zero_grad(set_to_none=True)
+        layer(x).square().sum().backward()  # x does not require grad
+        grads[mode] = [torch.zeros_like(p) if p.grad is None else p.grad.clone() for p in layer.parameters()]
+    for a, b in zip(grads["fused"], grads["eager"]):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11)
 
 
 @pytest.mark.parametrize("family", FAMILIES)
