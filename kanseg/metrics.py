@@ -96,7 +96,8 @@ def binary_metrics(
 
 
 def is_multiclass(class_names: Sequence[str] | None) -> bool:
-    """True for more than one foreground class (names in label order, background first)."""
+    """True for more than one foreground class (names in label order, background first). The one definition of
+    the rule; :func:`kanseg.data.labels.is_multiclass` applies it to a preprocessing record."""
     return class_names is not None and len(class_names) > 2
 
 

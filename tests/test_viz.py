@@ -266,6 +266,8 @@ def test_training_table_with_costs_and_classes_and_the_pareto_front():
     assert len(fig.axes) == 1 and fig.axes[0].get_xlabel().startswith("training time")
     with pytest.raises(KansegError, match="train_time_s"):
         plot_pareto(TRAINING)  # results from before kanseg recorded training time
+    result["rows"][1]["time_vs_reference"], result["rows"][0]["time_vs_reference"] = 3.0, 1.0  # a study
+    assert "| unet-gram | 0.100 | 0.200 | 10.0 | 3.00 | 6.0 ± 0.1 |" in results_markdown(result)
 
 
 def test_transfer_result_is_its_own_kind():

@@ -12,8 +12,11 @@ from kanseg.errors import KansegError
 
 
 def is_multiclass(preprocessing: dict) -> bool:
-    """True when the preprocessing declares more than two classes (background + 2 or more)."""
-    return len(preprocessing.get("classes") or ()) > 2
+    """True when the preprocessing declares more than two classes (background + 2 or more):
+    :func:`kanseg.metrics.is_multiclass` of its class names."""
+    from kanseg.metrics import is_multiclass as several_foreground_classes  # monai: imported when first needed
+
+    return several_foreground_classes(preprocessing.get("classes"))
 
 
 def class_names(preprocessing: dict) -> list[str]:

@@ -164,7 +164,7 @@ def _matched(specs: list[ModelSpec], base: TrainConfig, reference_run: Path, log
         kwargs = {**spec.apply(base).model.kwargs, **data_kwargs}
         kwargs.pop("base_width", None)
         width = match_base_width(spec.name, kwargs, target)
-        log.info(f"match-params: {spec.name} base_width={width} (reference {specs[0].label}, {target / 1e6:.3f} M)")
+        log.info(f"match-params: {spec.label} base_width={width} (reference {specs[0].label}, {target / 1e6:.3f} M)")
         matched.append(ModelSpec(spec.name, {**spec.kwargs, "base_width": width}, spec.settings))
     return matched
 

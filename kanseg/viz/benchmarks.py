@@ -113,6 +113,8 @@ def training_markdown(result: dict[str, Any]) -> str:
     for r in result["rows"]:
         row = {"model": r["model"], "params (M)": f"{r['params'] / 1e6:.3f}",
                "GFLOPs": f"{r['flops'] / 1e9:.3f}", "images/s": f"{r['images_per_s']:.1f}"}
+        if "time_vs_reference" in r:  # a study with a reference arm (benchmarks/kan_study.py)
+            row["time × ref"] = f"{r['time_vs_reference']:.2f}"
         if costs:
             row.update({"train time (min)": _ms(r.get("train_time_s"), 1, 1 / 60),
                         "s/epoch": _ms(r.get("s_per_epoch"), 1), "peak RSS (GB)": _ms(r.get("peak_rss_mb"), 2, 1 / 1024)})
