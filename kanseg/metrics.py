@@ -226,6 +226,14 @@ def monitor_value(report: dict[str, Any], name: str) -> float:
     return float(value)
 
 
+def format_mean_std(stat: dict[str, Any] | None, digits: int, scale: float = 1.0) -> str:
+    """``"mean ± std"`` of a ``{"mean", "std"}`` entry (both times ``scale``); ``-`` where absent or NaN (costs
+    of runs from before kanseg recorded them, the binary-only ukan-compat scores of multi-class data)."""
+    if not stat or not np.isfinite(stat.get("mean", float("nan"))):
+        return "-"
+    return f"{stat['mean'] * scale:.{digits}f} ± {stat['std'] * scale:.{digits}f}"
+
+
 def format_report(report: dict[str, Any], title: str = "") -> str:
     """A small printed table of a :func:`summarize` report, one line per aggregation."""
     pi = report["per_image"]

@@ -33,6 +33,7 @@ from kanseg.engine.evaluate import autocast, evaluate_run, final_logits
 from kanseg.engine.runlog import RunLog, read_json, write_json
 from kanseg.engine.trainer import train
 from kanseg.errors import Interrupted, KansegError
+from kanseg.metrics import format_mean_std as fmt
 
 SCORES = {  # column -> (report block, metric); per-image ones are means over cases
     "dice": ("per_image", "dice"),
@@ -293,15 +294,6 @@ def _interrupted(runs: list[tuple[str, int]], finished: list[tuple[str, int]], o
                        "(finished runs are reused, an interrupted one resumes from its last.pt)")
 
 
-def _fmt(row: dict[str, Any], key: str, scale: float, digits: int) -> str:
-    """``mean ± std`` of a column (``-`` where not defined: costs of runs from before kanseg recorded them, the
-    binary-only ukan-compat scores of multi-class data)."""
-    value = row.get(key)
-    if not value or not np.isfinite(value["mean"]):
-        return "-"
-    return f"{value['mean'] * scale:.{digits}f} ± {value['std'] * scale:.{digits}f}"
-
-
 def format_table(result: dict[str, Any]) -> str:
     """Markdown table of :func:`run_benchmark`'s result."""
     rows = result["rows"]
@@ -313,9 +305,10 @@ def format_table(result: dict[str, Any]) -> str:
              "| Dice | IoU | HD95 | global IoU | ukan-compat IoU |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        cells = [_fmt(r, k, 1, 4) for k in ("dice", "iou")] + [_fmt(r, "hd95", 1, 2)]
-        cells += [_fmt(r, k, 1, 4) for k in ("global_iou", "ukan_iou")]  # ukan: binary data only
-        spent = [_fmt(r, "train_time_s", 1 / 60, 1), _fmt(r, "s_per_epoch", 1, 1), _fmt(r, "peak_rss_mb", 1 / 1024, 2)]
+        cells = [fmt(r.get(k), 4) for k in ("dice", "iou")] + [fmt(r.get("hd95"), 2)]
+        cells += [fmt(r.get(k), 4) for k in ("global_iou", "ukan_iou")]  # ukan: binary data only
+        spent = [fmt(r.get("train_time_s"), 1, 1 / 60), fmt(r.get("s_per_epoch"), 1),
+                 fmt(r.get("peak_rss_mb"), 2, 1 / 1024)]
         lines.append(f"| {r['model']} | {r['params'] / 1e6:.3f} | {r['flops'] / 1e9:.3f} | "
                      f"{r['images_per_s']:.1f} ({r['device']}) | " + " | ".join(spent + cells) + " |")
     if any("per_class" in r for r in rows):
@@ -323,8 +316,6 @@ def format_table(result: dict[str, Any]) -> str:
                   "| model | class | Dice | IoU | HD95 | global Dice |", "|---|---|---|---|---|---|"]
         for r in rows:
             for cls, s in r.get("per_class", {}).items():
-                cells = [f"{s[k]['mean']:.4f} ± {s[k]['std']:.4f}" for k in ("dice", "iou")]
-                cells.append(f"{s['hd95']['mean']:.2f} ± {s['hd95']['std']:.2f}")
-                cells.append(f"{s['global_dice']['mean']:.4f} ± {s['global_dice']['std']:.4f}")
+                cells = [fmt(s[k], 4) for k in ("dice", "iou")] + [fmt(s["hd95"], 2), fmt(s["global_dice"], 4)]
                 lines.append(f"| {r['model']} | {cls} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -112,8 +112,8 @@ def create_model(name: str, **overrides: Any) -> nn.Module:
 
 # --- presets ---------------------------------------------------------------------------------------------------
 # Presets set only what differs from the block defaults (gram degree 3 is the family default), so overriding
-# encoder_block="conv" never inherits KAN-only options. KAN presets follow the paper (Drokin 2024): widths 16 * 2^d, depth 5, two KAN convs per level, stride-2 first
-# conv of each level, (bi/tri)linear upsampling, concatenated skips. The conv baseline doubles the widths
+# encoder_block="conv" never inherits KAN-only options. KAN presets follow the paper (Drokin 2024): widths
+# 16 * 2^d, depth 5, two KAN convs per level, stride-2 first conv of each level, (bi/tri)linear upsampling, concatenated skips. The conv baseline doubles the widths
 # (32 * 2^d), which puts it at a similar parameter budget (~7.8 M vs ~9.8 M) with the classic max-pooling.
 _KAN = dict(depth=5, base_width=16, downsample="stride", upsample="linear")
 

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from kanseg.errors import KansegError
+from kanseg.metrics import format_mean_std as _ms
 from kanseg.viz.figures import new_figure
 from kanseg.viz.scores import markdown_table
 
@@ -97,13 +98,6 @@ def predict_memory_markdown(result: dict[str, Any]) -> str:
         tail = (f"\n\nMarginal cost: {result['marginal_copies_of_volume']:.2f} volume copies + "
                 f"{result.get('window_constant_MiB', float('nan')):.0f} MiB constant.")
     return markdown_table(rows, digits=1) + tail
-
-
-def _ms(stat: dict[str, Any] | None, digits: int, scale: float = 1.0) -> str:
-    """``mean ± std`` of a ``{"mean", "std"}`` entry; ``-`` where absent or NaN."""
-    if not stat or not np.isfinite(stat.get("mean", float("nan"))):
-        return "-"
-    return f"{stat['mean'] * scale:.{digits}f} ± {stat['std'] * scale:.{digits}f}"
 
 
 def training_markdown(result: dict[str, Any]) -> str:
