@@ -138,6 +138,11 @@ class TrainConfig(_Section):
     ukan_batch_size: int = Field(8, ge=1)
     out: str | None = None
 
+    @field_validator("amp", mode="before")
+    @classmethod
+    def _amp_off_as_yaml_reads_it(cls, value: Any) -> Any:
+        return "off" if value is False else value  # `amp: off` in a YAML 1.1 file is the boolean false
+
     @field_validator("out")
     @classmethod
     def _no_empty_out(cls, value: str | None) -> str | None:
@@ -219,8 +224,15 @@ def parse_assignment(text: str) -> tuple[str, Any]:
     return key.strip(), _yaml_value(raw)
 
 
+_YAML11_BOOLS = ("on", "off", "yes", "no", "y", "n")
+
+
 def _yaml_value(raw: str) -> Any:
-    """A YAML scalar, with ``3e-3`` read as a float (YAML 1.1 needs ``3.0e-3``)."""
+    """A YAML value, read as YAML 1.2 reads scalars: ``3e-3`` is a float (YAML 1.1 needs ``3.0e-3``) and
+    ``off`` / ``yes`` stay strings (``amp=off`` is the mode ``"off"``; a boolean key still takes them, pydantic
+    reads ``"yes"`` / ``"off"`` as booleans)."""
+    if raw.strip().lower() in _YAML11_BOOLS:
+        return raw.strip()
     value = yaml.safe_load(raw)
     if isinstance(value, str):
         try:

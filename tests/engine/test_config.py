@@ -137,3 +137,24 @@ def test_run_fingerprint_ignores_later_keys_at_their_default():
                        ("loss.l1_weight", 1e-4)):
         changed = load_config(None, {"data.dataset": "demo", key: value})
         assert run_fingerprint(changed) != fingerprint and run_digest(changed) != run_digest(base)
+
+
+def test_model_spec_kwargs_nest_settings_apply_and_labels_are_stable():
+    from kanseg.config import parse_model_spec
+
+    spec = parse_model_spec("unet-gram@block_options.degree=2@base_width=4@optim.kan_lr=3e-3@epochs=2")
+    assert spec.kwargs == {"block_options": {"degree": 2}, "base_width": 4}
+    assert spec.settings == {"optim.kan_lr": 0.003, "epochs": 2}  # 3e-3 is a float, not YAML 1.1's string
+    assert spec.label == "unet-gram@base_width=4@block_options.degree=2@epochs=2@optim.kan_lr=0.003"
+    base = load_config(None, {"model.kwargs": {"depth": 3, "block_options": {"norm": "batch"}}, "epochs": 9})
+    cfg = spec.apply(base)
+    assert cfg.model.name == "unet-gram" and cfg.epochs == 2 and cfg.optim.kan_lr == 0.003
+    assert cfg.model.kwargs == {"depth": 3, "base_width": 4, "block_options": {"norm": "batch", "degree": 2}}
+    assert base.model.kwargs == {"depth": 3, "block_options": {"norm": "batch"}} and base.epochs == 9
+    with pytest.raises(KansegError, match="invalid value for 'epochs'"):
+        parse_model_spec("unet-gram@epochs=many").apply(base)
+    assert parse_assignment("optim.lr=3e-4") == ("optim.lr", 3e-4)
+    assert parse_assignment("out=runs/x") == ("out", "runs/x") and parse_assignment("amp=off") == ("amp", "off")
+    cfg = load_config(None, dict(parse_assignment(s) for s in ("amp=off", "data.augment=no", "tensorboard=yes")))
+    assert cfg.amp == "off" and cfg.data.augment is False and cfg.tensorboard is True
+    assert TrainConfig.model_validate(yaml.safe_load("amp: off")).amp == "off"  # YAML 1.1 reads off as false
