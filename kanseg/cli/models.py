@@ -64,7 +64,9 @@ def models_cmd(
     if recommended:
         names = [n for n in names if get_preset(n).recommended]
     if not names:
-        typer.echo(f"No model preset matches {pattern!r}; presets: {', '.join(list_models())}")
+        pool = [n for n in list_models() if get_preset(n).recommended or not recommended]
+        kind = "recommended model preset" if recommended else "model preset"
+        typer.echo(f"No {kind} matches {pattern!r}; {kind}s: {', '.join(pool)}")
         return
     header = ["model", "template", "blocks"]
     if details:

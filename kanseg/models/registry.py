@@ -59,15 +59,15 @@ class Preset:
 
     @property
     def blocks(self) -> str:
-        """``encoder_block``, or ``encoder/decoder`` when they differ, ``encoder|bottleneck/decoder`` when the
-        bottleneck stage differs, ``+ mixer`` when the preset has one."""
+        """``encoder_block``, or ``encoder/decoder`` when they differ; ``(deepest: block)`` when the deepest level's
+        block differs, ``+ mixer`` when the preset has one."""
         if issubclass(self.template, BaselineModel):
             return "-"  # a wrapped library network (kanseg.models.baselines)
         enc = self.defaults.get("encoder_block", "conv")
         dec = self.defaults.get("decoder_block") or enc
-        mid = self.defaults.get("bottleneck_block") or enc
-        text = enc if mid == enc else f"{enc}|{mid}"
-        text = text if dec == enc and mid == enc else f"{text}/{dec}"
+        deepest = self.defaults.get("bottleneck_block") or enc
+        text = enc if dec == enc else f"{enc}/{dec}"
+        text += f" (deepest: {deepest})" if deepest != enc else ""
         mixers = [self.defaults.get(key) for key in ("mixer", "decoder_mixer")]
         return text + "".join(f" + {m}" for m in mixers if m)
 
@@ -118,7 +118,13 @@ def create_model(name: str, **overrides: Any) -> nn.Module:
 _KAN = dict(depth=5, base_width=16, downsample="stride", upsample="linear")
 
 register_model("unet-conv", UNet, "U-Net baseline, Conv-BN-ReLU x2, widths 32*2^d, max-pool",
-               encoder_block="conv", depth=5, base_width=32, downsample="maxpool", upsample="linear")
+               encoder_block="conv", depth=5, base_width=32, downsample="maxpool", upsample="linear",
+               recommended=True)
+# The placement that paid in kanseg's CVC study (benchmarks/README.md section 9): the plain-conv U-Net with Gram KAN
+# convs (degree 3) in its deepest level only, where the feature maps are smallest, so it trains as fast as the conv.
+register_model("unet-conv-gram-deepest", UNet, "Conv U-Net with Gram KAN convs in the deepest level only, "
+               "widths 16*2^d", encoder_block="conv", bottleneck_block="kan:gram", depth=5, base_width=16,
+               downsample="maxpool", upsample="linear")
 for _family in list_families():
     register_model(f"unet-{_family}", UNet, f"U-Net of {_family} KAN convs (family defaults)",
                    encoder_block=f"kan:{_family}", **_KAN)
@@ -154,7 +160,8 @@ register_model("unet-gram-focal", UNet, "U-Net of Gram KAN convs + KAN focal mod
 register_model("unet-gram-decoder-focal", UNet, "UKAGNet + KAN focal modulation in every decoder stage (reference)",
                encoder_block="kan:gram", block_options={"norm": "batch"}, decoder_mixer="kan-focal", **_KAN)
 # Established baselines trained by kanseg's own trainer (kanseg.models.baselines): library defaults, random init.
-register_model("monai-basicunet", MonaiBasicUNet, "MONAI BasicUNet, library defaults (2D: 1.98 M params, 3->1)")
+register_model("monai-basicunet", MonaiBasicUNet, "MONAI BasicUNet, library defaults (2D: 1.98 M params, 3->1)",
+               recommended=True)
 register_model("monai-dynunet", MonaiDynUNet, "MONAI DynUNet (nnU-Net style), 5 levels, instance norm")
 register_model("smp-unet-resnet18", SmpUNet, "smp Unet, ResNet-18 encoder, random init, 2D only",
                encoder_name="resnet18")

@@ -39,3 +39,19 @@ def test_models_details_size_too_small_message(capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: attunet-gram: cannot measure a 3D input of size 16") and "--size-3d" in err
     assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_recommended_presets_are_marked_and_filtered():
+    from kanseg.models import get_preset
+
+    recommended = [n for n in list_models() if get_preset(n).recommended]
+    assert recommended, "kanseg models promises measured recommendations"
+    result = runner.invoke(app, ["models"])
+    for name in list_models():
+        assert (f"\n{name} * " in result.output) == (name in recommended)
+    assert "* recommended: backed by kanseg's own multi-seed measurements" in result.output
+    only = runner.invoke(app, ["models", "--recommended"])
+    assert only.exit_code == 0 and f"Model presets ({len(recommended)}):" in only.output
+    assert all(f"\n{name} * " in only.output for name in recommended)
+    none = runner.invoke(app, ["models", "--recommended", "--pattern", "unetpp-*"])
+    assert none.exit_code == 0 and "No recommended model preset matches 'unetpp-*'" in none.output
