@@ -72,6 +72,8 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--note", default="", help="conditions worth knowing (load, what else ran)")
     parser.add_argument("--no-time-matched", dest="time_matched", action="store_false",
                         help="skip the conv U-Net at the Gram U-Net's training time")
+    parser.add_argument("--time-matched-epochs", type=int, default=None,
+                        help="the conv's epochs in the time-matched comparison (default: --match-time decides)")
     parser.add_argument("--confirm-seeds", type=int, default=5, help="seeds of the confirmation (0: skip it)")
     args = parser.parse_args(argv)
     arms = [a.strip() for a in args.arms.split(",") if a.strip()]
@@ -86,8 +88,9 @@ def main(argv: list[str] | None = None) -> Path:
     if args.time_matched and "everywhere-d3" in arms:
         kan = result["rows"][arms.index("everywhere-d3")]["spec"]  # the Gram U-Net at the conv's parameters
         started = time.perf_counter()
-        timed = run_benchmark(base, [parse_model_spec(kan), parse_model_spec("unet-conv@base_width=8")],
-                              list(range(args.seeds)), args.out, match_time=True, log=RunLog(None))
+        conv = "unet-conv@base_width=8" + (f"@epochs={args.time_matched_epochs}" if args.time_matched_epochs else "")
+        timed = run_benchmark(base, [parse_model_spec(kan), parse_model_spec(conv)], list(range(args.seeds)),
+                              args.out, match_time=True, log=RunLog(None))
         _save(timed, ["everywhere-d3", "conv (time-matched)"], args, args.name.replace("-cpu", "-timematched-cpu"),
               started)
     if args.confirm_seeds and "bottleneck-only" in arms:

@@ -88,10 +88,19 @@ def training_step_seconds(model: nn.Module, input_shape: tuple[int, ...], *, bat
     return float(np.median(times))
 
 
-def match_epochs(reference_seconds: float, seconds: float, epochs: int) -> int:
-    """Epochs for a model whose step takes ``seconds`` so that its training time equals ``epochs`` epochs of a
-    reference taking ``reference_seconds`` per step (rounded, at least 1)."""
-    return max(1, round(epochs * reference_seconds / seconds))
+def match_epochs(reference_seconds: float, seconds: float, epochs: int, *, reference_epoch_s: float | None = None,
+                 batches: int | None = None) -> int:
+    """Epochs for a model whose training step takes ``seconds`` so that its training time equals ``epochs`` epochs
+    of a reference whose step takes ``reference_seconds`` (rounded, at least 1).
+
+    With the reference run's measured seconds per epoch and its ``batches`` per epoch, the part of an epoch that is
+    not the model's steps (data loading, augmentation, validation) is taken as the same for both models:
+    ``overhead = reference_epoch_s - batches * reference_seconds`` (at least 0) and the model's epoch
+    ``overhead + batches * seconds``. Without them, the plain ratio of step times, which gives the faster model
+    too many epochs when data loading is a large part of an epoch."""
+    overhead = max(0.0, reference_epoch_s - batches * reference_seconds) if reference_epoch_s and batches else 0.0
+    steps = batches or 1
+    return max(1, round(epochs * (overhead + steps * reference_seconds) / (overhead + steps * seconds)))
 
 
 @torch.no_grad()
@@ -189,15 +198,19 @@ def _time_matched(specs: list[ModelSpec], base: TrainConfig, reference_run: Path
         return training_step_seconds(model, shape, batch_size=base.batch_size, device=device)
 
     reference = seconds(specs[0])
+    run = read_json(reference_run / "summary.json").get("run", {}) if (reference_run / "summary.json").is_file() else {}
+    epoch_s, batches = run.get("s_per_epoch"), run.get("train_batches")
+    how = (f"reference epoch {epoch_s:.1f} s of which {batches} steps" if epoch_s and batches
+           else "step-time ratio only: the reference run records no train_batches")
     matched = [specs[0]]
     for spec in specs[1:]:
         if "epochs" in spec.settings:
             matched.append(spec)
             continue
         step = seconds(spec)
-        epochs = match_epochs(reference, step, reference_epochs)
+        epochs = match_epochs(reference, step, reference_epochs, reference_epoch_s=epoch_s, batches=batches)
         log.info(f"match-time: {spec.label} epochs={epochs} ({step * 1e3:.0f} ms/step against "
-                 f"{reference * 1e3:.0f} ms/step of {specs[0].label} for {reference_epochs} epochs)")
+                 f"{reference * 1e3:.0f} ms/step of {specs[0].label} for {reference_epochs} epochs; {how})")
         matched.append(ModelSpec(spec.name, spec.kwargs, {**spec.settings, "epochs": epochs}))
     return matched
 

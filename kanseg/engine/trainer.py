@@ -400,13 +400,14 @@ def _report_epoch(state: TrainState, bar) -> None:
 
 def _cost(state: TrainState) -> dict[str, Any]:
     """What the run cost: trainable parameters, training time (all epochs, resumed ones included, validation
-    included), seconds per epoch, and the peak memory of this call's process (``rss_scope``: ``run``, or
+    included), seconds per epoch, training batches per epoch, and the peak memory of this call's process (``rss_scope``: ``run``, or
     ``process`` where the peak could not be reset)."""
     times = [float(r["time_s"]) for r in read_jsonl(state.run_dir / "metrics.jsonl") if "time_s" in r] \
         if state.ctx.is_main and (state.run_dir / "metrics.jsonl").is_file() else []
     cost: dict[str, Any] = {"train_time_s": round(sum(times), 2),
                             "s_per_epoch": round(sum(times) / len(times), 2) if times else None}
     cost.update(peak_memory(state.ctx.device, since_reset=state.memory_reset))
+    cost["train_batches"] = len(state.loader)  # per epoch and process (kanseg benchmark --match-time uses it)
     cost["trainable_params"] = sum(p.numel() for p in state.model.parameters() if p.requires_grad)
     return cost
 

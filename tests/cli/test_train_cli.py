@@ -187,7 +187,9 @@ def test_benchmark_per_model_settings_and_match_time(capsys, tmp_path, demo_root
     result = json.loads((tmp_path / "bench" / "benchmark.json").read_text())
     ref, kan, explicit = result["rows"]
     assert result["match_time"] is True and ref["epochs"] == 4 and explicit["epochs"] == 1
-    assert 1 <= kan["epochs"] < 4 and kan["settings"] == {"optim.kan_lr": 0.003, "epochs": kan["epochs"]}
+    assert 1 <= kan["epochs"] <= 4 and kan["settings"] == {"optim.kan_lr": 0.003, "epochs": kan["epochs"]}
+    summary = json.loads((tmp_path / "bench" / ref["model"] / "seed0" / "summary.json").read_text())
+    assert summary["run"]["train_batches"] == 2  # demo: 8 training images, batch 4
     assert kan["model"] == f"unet-gram@base_width=8@block_options.dropout=0.1@epochs={kan['epochs']}@optim.kan_lr=0.003"
     cfg = yaml.safe_load((tmp_path / "bench" / kan["model"] / "seed0" / "config.yaml").read_text())
     assert cfg["optim"]["kan_lr"] == 0.003 and cfg["epochs"] == kan["epochs"]
@@ -205,6 +207,10 @@ def test_training_step_seconds_and_match_epochs():
     big = nn.Sequential(*[nn.Conv2d(3, 3, 3, padding=1) for _ in range(8)], nn.Conv2d(3, 1, 1))
     assert training_step_seconds(big, (3, 64, 64)) > training_step_seconds(small, (3, 64, 64))
     assert match_epochs(1.0, 2.0, 10) == 5 and match_epochs(1.0, 0.5, 10) == 20 and match_epochs(1.0, 100.0, 3) == 1
+    # with the reference's epoch time and batches, data loading counts the same for both: 12 epochs of a
+    # 150 ms-step model (53 steps + 3.55 s per epoch) = 22 epochs of a 50 ms-step model, not the ratio's 36
+    assert match_epochs(0.15, 0.05, 12, reference_epoch_s=11.5, batches=53) == 22
+    assert match_epochs(0.15, 0.05, 12, reference_epoch_s=1.0, batches=53) == 36  # overhead never below 0
 
 
 @pytest.mark.parametrize("spec, message", [
