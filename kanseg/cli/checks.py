@@ -18,7 +18,7 @@ from kanseg.errors import KansegError
 MODEL_NAMES = (
     "attunet-gram", "dynunet-conv", "dynunet-gram", "monai-basicunet", "monai-dynunet", "smp-unet-resnet18",
     "smp-unet-resnet34", "ukagnet", "ukagnet-bottleneck", "unet-bernstein", "unet-bspline", "unet-chebyshev",
-    "unet-conv", "unet-conv-gram-deepest", "unet-gram", "unet-gram-attention", "unet-gram-bottleneck", "unet-gram-conv",
+    "unet-conv", "unet-gram", "unet-gram-attention", "unet-gram-bottleneck", "unet-gram-conv",
     "unet-gram-decoder-focal", "unet-gram-focal", "unet-jacobi", "unet-legendre", "unet-rbf", "unet-relu",
     "unet-wavelet", "unetpp-gram", "unetpp-gram-ds",
 )

@@ -113,18 +113,14 @@ def create_model(name: str, **overrides: Any) -> nn.Module:
 # --- presets ---------------------------------------------------------------------------------------------------
 # Presets set only what differs from the block defaults (gram degree 3 is the family default), so overriding
 # encoder_block="conv" never inherits KAN-only options. KAN presets follow the paper (Drokin 2024): widths
-# 16 * 2^d, depth 5, two KAN convs per level, stride-2 first conv of each level, (bi/tri)linear upsampling, concatenated skips. The conv baseline doubles the widths
+# 16 * 2^d, depth 5, two KAN convs per level, stride-2 first conv of each level, (bi/tri)linear upsampling,
+# concatenated skips. The conv baseline doubles the widths
 # (32 * 2^d), which puts it at a similar parameter budget (~7.8 M vs ~9.8 M) with the classic max-pooling.
 _KAN = dict(depth=5, base_width=16, downsample="stride", upsample="linear")
 
 register_model("unet-conv", UNet, "U-Net baseline, Conv-BN-ReLU x2, widths 32*2^d, max-pool",
                encoder_block="conv", depth=5, base_width=32, downsample="maxpool", upsample="linear",
                recommended=True)
-# The placement that paid in kanseg's CVC study (benchmarks/README.md section 9): the plain-conv U-Net with Gram KAN
-# convs (degree 3) in its deepest level only, where the feature maps are smallest, so it trains as fast as the conv.
-register_model("unet-conv-gram-deepest", UNet, "Conv U-Net with Gram KAN convs in the deepest level only, "
-               "widths 16*2^d", encoder_block="conv", bottleneck_block="kan:gram", depth=5, base_width=16,
-               downsample="maxpool", upsample="linear")
 for _family in list_families():
     register_model(f"unet-{_family}", UNet, f"U-Net of {_family} KAN convs (family defaults)",
                    encoder_block=f"kan:{_family}", **_KAN)

@@ -113,12 +113,3 @@ def test_sampling_modes_3d(upsample, downsample):
                          downsample=downsample)
     assert model(torch.randn(1, 1, 9, 10, 11)).shape == (1, 1, 9, 10, 11)
 
-
-def test_the_deepest_level_preset_is_what_its_name_says():
-    from kanseg.kan import is_kan_layer
-    from kanseg.models import get_preset
-
-    assert get_preset("unet-conv-gram-deepest").blocks == "conv (deepest: kan:gram)"
-    model = create_model("unet-conv-gram-deepest", depth=3, base_width=4)
-    assert [any(is_kan_layer(m) for m in level.modules()) for level in model.encoder.levels] == [False, False, True]
-    assert not any(is_kan_layer(m) for m in model.decoder.modules())
