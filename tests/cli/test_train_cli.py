@@ -1,6 +1,7 @@
 """``kanseg train | evaluate | benchmark | demo`` as a user runs them: exit codes, output, files."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -189,7 +190,8 @@ def test_benchmark_per_model_settings_and_match_time(capsys, tmp_path, demo_root
     assert result["match_time"] is True and ref["epochs"] == 4 and explicit["epochs"] == 1
     assert 1 <= kan["epochs"] <= 4 and kan["settings"] == {"optim.kan_lr": 0.003, "epochs": kan["epochs"]}
     summary = json.loads((tmp_path / "bench" / ref["model"] / "seed0" / "summary.json").read_text())
-    assert summary["run"]["train_batches"] == 2  # demo: 8 training images, batch 4
+    n_train = int(re.search(r"(\d+) train / \d+ val cases", out).group(1))
+    assert summary["run"]["train_batches"] == n_train // 4  # batch 4, the last partial batch dropped
     assert kan["model"] == f"unet-gram@base_width=8@block_options.dropout=0.1@epochs={kan['epochs']}@optim.kan_lr=0.003"
     cfg = yaml.safe_load((tmp_path / "bench" / kan["model"] / "seed0" / "config.yaml").read_text())
     assert cfg["optim"]["kan_lr"] == 0.003 and cfg["epochs"] == kan["epochs"]
