@@ -9,9 +9,10 @@ A model is a preset name with optional ``model.kwargs`` overrides, ``unet-gram@b
 (:func:`parse_model_spec`); its runs go to ``OUT/unet-gram@base_width=4@depth=3/seed<k>``. With
 ``match_params`` every model without its own ``base_width`` gets the base width whose parameter count is
 closest to the first model's (budget matching by parameters; :func:`match_base_width`). With ``match_time``
-every model without its own ``epochs`` setting gets the number of epochs whose training compute time equals
-the first model's (budget matching by wall time; :func:`training_step_seconds` times both models in the same
-process, so the ratio holds on a noisy machine). Both may be combined: widths first, then epochs.
+every model without its own ``epochs`` setting gets the number of epochs whose training time equals the first
+model's (budget matching by wall time; :func:`training_step_seconds` times both models in the same process, so the
+ratio holds on a noisy machine, and :func:`match_epochs` counts the reference's data loading once for both).
+Both may be combined: widths first, then epochs.
 """
 
 from __future__ import annotations
@@ -179,13 +180,19 @@ def _matched(specs: list[ModelSpec], base: TrainConfig, reference_run: Path, log
     return matched
 
 
-def _time_matched(specs: list[ModelSpec], base: TrainConfig, reference_run: Path, log: RunLog) -> list[ModelSpec]:
-    """``specs`` with an ``epochs`` setting for each model that has none: the first model's training time."""
-    ckpt = load_checkpoint(reference_run / "best.pt")
+def _input_shape(base: TrainConfig, ckpt: dict[str, Any], why: str) -> tuple[int, ...]:
+    """``(C, *S)`` a run trained on: its patch size or fixed image size; an error saying ``why`` it is needed."""
     pp = ckpt["preprocessing"]
     shape = (int(pp["in_channels"]), *(base.data.patch_size or pp["image_size"] or []))
     if len(shape) != int(pp["spatial_dims"]) + 1:
-        raise KansegError("--match-time needs a fixed --image-size (or patch size) to time a training step")
+        raise KansegError(f"benchmark needs a fixed --image-size (or patch size) {why}")
+    return shape
+
+
+def _time_matched(specs: list[ModelSpec], base: TrainConfig, reference_run: Path, log: RunLog) -> list[ModelSpec]:
+    """``specs`` with an ``epochs`` setting for each model that has none: the first model's training time."""
+    ckpt = load_checkpoint(reference_run / "best.pt")
+    shape = _input_shape(base, ckpt, "to time a training step (--match-time)")
     data_kwargs = {k: ckpt["model"]["kwargs"][k] for k in ("spatial_dims", "in_channels", "out_channels")}
     device = resolve_device(base.device)
     reference_epochs = specs[0].apply(base).epochs
@@ -198,7 +205,7 @@ def _time_matched(specs: list[ModelSpec], base: TrainConfig, reference_run: Path
         return training_step_seconds(model, shape, batch_size=base.batch_size, device=device)
 
     reference = seconds(specs[0])
-    run = read_json(reference_run / "summary.json").get("run", {}) if (reference_run / "summary.json").is_file() else {}
+    run = read_json(reference_run / "summary.json").get("run", {})  # ensure_run wrote it
     epoch_s, batches = run.get("s_per_epoch"), run.get("train_batches")
     how = (f"reference epoch {epoch_s:.1f} s of which {batches} steps" if epoch_s and batches
            else "step-time ratio only: the reference run records no train_batches")
@@ -264,10 +271,7 @@ def run_benchmark(base: TrainConfig, models: list[str | ModelSpec], seeds: list[
                 for key, (block, metric) in CLASS_SCORES.items():
                     class_scores.setdefault(cls, {}).setdefault(key, []).append(_score(class_report, block, metric))
         ckpt = load_checkpoint(out / name / f"seed{seeds[0]}" / "best.pt")
-        pp = ckpt["preprocessing"]
-        shape = (int(pp["in_channels"]), *(base.data.patch_size or pp["image_size"] or []))
-        if len(shape) != int(pp["spatial_dims"]) + 1:
-            raise KansegError("benchmark needs a fixed --image-size (or patch size) to count FLOPs")
+        shape = _input_shape(base, ckpt, "to count FLOPs")
         model = build_model(ckpt, out / name / f"seed{seeds[0]}" / "best.pt")
         cost = measure_complexity(model, shape)
         device = resolve_device(base.device).type
