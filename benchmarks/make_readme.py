@@ -7,8 +7,11 @@ The README's prose is written by hand; each table sits between two markers and i
     ...generated...
     <!-- end table -->
 
-    python benchmarks/make_readme.py            # rewrite the tables in place (atomically)
+    python benchmarks/make_readme.py            # rewrite the tables in place (atomically), redraw the figures
     python benchmarks/make_readme.py --check    # exit 1 if a table is stale or a result has no marker
+
+Figures: ``figures/kan-study-cvc-pareto.png`` (test Dice against training time with the Pareto front, from the
+KAN study's results; not compared by ``--check``, PNG bytes depend on the matplotlib version).
 """
 
 from __future__ import annotations
@@ -55,6 +58,28 @@ def render(readme: str, results: dict[str, dict]) -> tuple[str, list[str], list[
     return text, missing, sorted(set(results) - used)
 
 
+FIGURES = {  # figure -> (result files drawn together, legend labels)
+    "kan-study-cvc-pareto.png": {"kan-study-cvc-cpu.json": "equal parameters, 12 epochs",
+                                 "kan-study-cvc-timematched-cpu.json": "conv at the Gram U-Net's time",
+                                 "kan-study-cvc-confirm-cpu.json": "5 seeds (confirmation)"},
+}
+
+
+def draw_figures(results: dict[str, dict], folder: Path) -> list[Path]:
+    """Every figure of :data:`FIGURES` whose results are all present, written to ``folder``."""
+    from kanseg.viz.benchmarks import plot_pareto
+    from kanseg.viz.figures import figure_png
+
+    written = []
+    for name, sources in FIGURES.items():
+        if all(source in results for source in sources):
+            fig = plot_pareto({label: results[source] for source, label in sources.items()})
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / name).write_bytes(figure_png(fig, dpi=110))
+            written.append(folder / name)
+    return written
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--readme", type=Path, default=HERE / "README.md")
@@ -74,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     if text != readme:
         write_text_atomic(args.readme, text)
         print(f"updated {args.readme}")
+    for path in draw_figures(load_results(args.results), args.readme.parent / "figures"):
+        print(f"drew {path}")
     return 0
 
 
