@@ -367,3 +367,10 @@ def test_make_readme_rewrites_marked_tables(tmp_path):
     assert text.startswith("intro\n") and "prose\n" in text and "\nkept\n" in text  # hand-written parts stay
     _, missing, unplaced = make_readme.render(text, load_results(tmp_path / "results"))
     assert missing == ["gone.json"] and unplaced == ["k.json"]
+    assert not (tmp_path / "figures").exists()  # the study figure needs the study's results
+    timed = {**TRAINING, "rows": [{**r, "train_time_s": {"mean": 60.0, "std": 1.0, "values": [59.0, 61.0]}}
+                                  for r in TRAINING["rows"]]}
+    for name in make_readme.FIGURES["kan-study-cvc-pareto.png"]:
+        (tmp_path / "results" / name).write_text(json.dumps(timed))
+    assert make_readme.main(["--readme", str(readme), "--results", str(tmp_path / "results")]) == 0
+    assert (tmp_path / "figures" / "kan-study-cvc-pareto.png").read_bytes().startswith(b"\x89PNG")
