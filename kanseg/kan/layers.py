@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from kanseg import kernels  # fused path; kanseg.kernels never imports kanseg.kan
+from kanseg.kan import lean
 from kanseg.kan.basis import get_family
 from kanseg.kan.factories import (
     GroupPReLU,
@@ -120,6 +121,7 @@ class KANConv(nn.Module):
         for layer in (self.base_conv, self.inner_proj, self.out_proj):
             if layer is not None:
                 nn.init.kaiming_uniform_(layer.weight, nonlinearity="linear")
+        self._lean = lean.supports_lean(self)
 
     def expand(self, z: torch.Tensor) -> torch.Tensor:
         """Expanded basis tensor ``B(ν(z))``: ``(B, C, *S) -> (B, C*P, *S)``, computed in fp32 (autocast off).
@@ -139,8 +141,11 @@ class KANConv(nn.Module):
     def basis_branch(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, C_in, *S) -> (B, C_out, *S')``: the KAN part of the layer."""
         z = self.inner_proj(x) if self.inner_proj is not None else x
+        # --- kanseg.kan.lean: fused/auto modes on the torch backend fold the constant basis maps ---------------
+        if self._lean and kernels.kernel_mode() != "eager" and kernels.select_backend(z, self.family) == "torch":
+            y = lean.lean_basis_branch(self, z, fused=kernels.use_fused(z))
         # --- kanseg.kernels: fused, memory-saving path (KANSEG_KERNELS=eager|fused|auto) -----------------------
-        if self._fusable and kernels.use_fused(z):
+        elif self._fusable and kernels.use_fused(z):
             poly_dropout = self.dropout if self.dropout_placement == "poly" else None
             y = kernels.basis_conv(z, self.basis, self.basis_conv, poly_dropout)
         else:

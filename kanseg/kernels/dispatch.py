@@ -8,6 +8,10 @@
 - ``auto`` (default): like ``fused``, except for CPU tensors when no gradient is recorded (the eager forward does
   the same work) and while ``torch.compile`` traces (it fuses the eager graph itself).
 
+In ``fused`` and ``auto``, a polynomial family on the torch backend also takes the lean layout of
+:mod:`kanseg.kan.lean` (its constant map p_0 = 1 folded into a ones-conv: one basis map in P fewer to expand and
+convolve), inside ``ExpandConv`` when fused, as plain ops otherwise.
+
 On CUDA, the families of :func:`~kanseg.kernels.stage2_table.stage2_family_names` take the implicit-GEMM conv
 (stage 2, backend ``implicit_gemm``) instead of expand + cuDNN where the measured table
 (:mod:`kanseg.kernels.stage2_table`) says it is faster.

@@ -68,11 +68,21 @@ def layers_markdown(result: dict[str, Any]) -> str:
     parts = []
     for name, case in result["cases"].items():
         nd, c = case["nd"], case["channels"]
+        spread = case.get("conv_ms_range")
         parts.append(f"{name}: {c}→{c}, 3^{nd} kernel, batch {case['batch']}, {case['size']}^{nd} input, "
-                     f"kernels={result.get('kernels', '?')}")
-        rows = [{"layer": r["layer"], "params": r["params"], "fwd+bwd ms": r["fwd_bwd_ms"],
-                 "× conv time": r["time_vs_conv"], "saved MiB": r["saved_MiB"], "× conv saved": r["saved_vs_conv"]}
-                for r in case["rows"]]
+                     f"kernels={result.get('kernels', '?')}"
+                     + (f" (plain conv {spread[0]}–{spread[1]} ms over the run; its median is the yardstick)"
+                        if spread else ""))
+        extra = [m for m in result.get("modes", [])[1:]]
+        rows = []
+        for r in case["rows"]:
+            out = {"layer": r["layer"], "params": r["params"], "fwd+bwd ms": r["fwd_bwd_ms"],
+                   "× conv time": r["time_vs_conv"], "saved MiB": r["saved_MiB"], "× conv saved": r["saved_vs_conv"]}
+            for m in extra:
+                out[f"{m} ms"] = r.get(f"{m}_fwd_bwd_ms", "")
+                out[f"{m} × conv"] = r.get(f"{m}_time_vs_conv", "")
+                out[f"{m} saved MiB"] = r.get(f"{m}_saved_MiB", "")
+            rows.append(out)
         parts.append(markdown_table(rows, digits=2))
     return "\n\n".join(parts)
 
@@ -206,8 +216,12 @@ def plot_layers(result: dict[str, Any]):
     axes = np.asarray(fig.subplots(len(result["cases"]), 2, squeeze=False))
     for (name, case), (ax_time, ax_mem) in zip(result["cases"].items(), axes):
         labels = [r["layer"] for r in case["rows"]]
-        time_ratio = {"fwd+bwd": [r["time_vs_conv"] for r in case["rows"]]}
-        saved_ratio = {"saved": [r["saved_vs_conv"] for r in case["rows"]]}
+        modes = result.get("modes") or [result.get("kernels", "fwd+bwd")]
+        time_ratio = {modes[0]: [r["time_vs_conv"] for r in case["rows"]]}
+        saved_ratio = {modes[0]: [r["saved_vs_conv"] for r in case["rows"]]}
+        for m in modes[1:]:
+            time_ratio[m] = [r.get(f"{m}_time_vs_conv", np.nan) for r in case["rows"]]
+            saved_ratio[m] = [r.get(f"{m}_saved_vs_conv", np.nan) for r in case["rows"]]
         _bars(ax_time, labels, time_ratio, "× plain conv time (log)", log=True)
         _bars(ax_mem, labels, saved_ratio, "× plain conv saved memory (log)", log=True)
         ax_time.set_title(f"{name}: time ({result['device']})", fontsize=9)

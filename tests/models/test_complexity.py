@@ -23,11 +23,14 @@ def test_grouped_strided_3d_conv_macs():
     assert c.conv_macs == 8 * 4 * 4 * 4 * (4 // 2) * 27
 
 
-def test_gram_kan_layer_counts_base_and_basis_convs_and_basis_ops():
+def test_gram_kan_layer_counts_base_and_basis_convs_and_basis_ops(monkeypatch):
     layer = create_kan_conv("gram", 2, 4, 6, 3, padding=1, degree=3)
-    c = measure_complexity(layer, (4, 8, 8))
     out = 6 * 8 * 8
-    assert c.conv_macs == out * 4 * 9 + out * 4 * (3 + 1) * 9  # base conv + basis conv on 4 functions
+    monkeypatch.setenv("KANSEG_KERNELS", "eager")  # the reference computation
+    assert measure_complexity(layer, (4, 8, 8)).conv_macs == out * 4 * 9 + out * 4 * (3 + 1) * 9  # base + 4 maps
+    monkeypatch.setenv("KANSEG_KERNELS", "auto")  # the lean layout: p_0 = 1 folded into a ones-conv of one channel
+    c = measure_complexity(layer, (4, 8, 8))
+    assert c.conv_macs == out * 4 * 9 + out * 4 * 3 * 9 + out * 1 * 9
     assert c.kan_ops > 4 * (3 + 1) * 8 * 8  # at least one op per basis value
     assert c.other_ops == 0
     assert c.params == count_parameters(layer)

@@ -69,6 +69,9 @@ class BasisFamily(nn.Module):
     norm_on_input: ClassVar[bool] = False
     reference_layout: ClassVar[str] = "channel"
     options: ClassVar[dict] = {}
+    #: the layer may compute this family in the lean layout (:mod:`kanseg.kan.lean`): it implements
+    #: :meth:`basis_functions` and :meth:`constant_basis`.
+    supports_lean: ClassVar[bool] = False
 
     def __init__(self, *, in_channels: int, out_channels: int, groups: int, spatial_dims: int,
                  kernel_size: int, norm_module: nn.Module | None = None, **options):
@@ -97,6 +100,14 @@ class BasisFamily(nn.Module):
     def basis(self, t: torch.Tensor) -> torch.Tensor:
         """B: ``(B, C, *S) -> (B, C, P, *S)``."""
         raise NotImplementedError
+
+    def basis_functions(self, t: torch.Tensor, skip: tuple[int, ...] = ()) -> list[torch.Tensor]:
+        """The basis maps ``B_n(t)`` for n not in ``skip``, each shaped like ``t`` (the lean layout's slots)."""
+        return [b for n, b in enumerate(self.basis(t).unbind(2)) if n not in skip]
+
+    def constant_basis(self, dtype: torch.dtype, device: torch.device | None = None) -> dict[int, torch.Tensor]:
+        """Basis maps that do not depend on the input: index n -> their value (0-d tensor of ``dtype``)."""
+        return {}
 
     # --- generic plumbing --------------------------------------------------------------------------------
     def expand(self, t: torch.Tensor) -> torch.Tensor:

@@ -19,6 +19,7 @@ from kanseg.kernels.recurrences import CLAMP_EPS, Recurrence, get_recurrence
 
 class _PolynomialFamily(BasisFamily):
     options = {"degree": 3}
+    supports_lean = True
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -87,6 +88,31 @@ class RecurrenceFamily(_PolynomialFamily):
     def basis(self, t):
         p = super().basis(t)
         return nn.functional.silu(p) if self.recurrence.post == "silu" else p
+
+    # --- the lean layout (kanseg.kan.lean): p_0 = 1 is a constant map, never a tensor -----------------------------
+    def constant_basis(self, dtype, device=None):
+        one = torch.ones((), dtype=dtype, device=device)
+        return {0: nn.functional.silu(one) if self.recurrence.post == "silu" else one}
+
+    def basis_functions(self, t, skip=()):
+        """The recurrence with p_0 kept as the scalar 1 (no ones tensor, no ×p_0 pass), post applied per map."""
+        polys: list = [1.0]
+        for n in range(1, self.degree + 1):
+            a, b, c = self.coefficients(n)
+            u = t if a == 1 else a * t
+            u = u if b == 0 else u + b
+            if n == 1:
+                polys.append(u)
+                continue
+            prev2 = polys[-2]
+            if isinstance(c, torch.Tensor):
+                c_p = c.to(t.dtype) * prev2
+            else:
+                c_p = prev2 if c == 1 else c * prev2
+            polys.append(u * polys[-1] - c_p)
+        post = nn.functional.silu if self.recurrence.post == "silu" else (lambda p: p)
+        return [post(p if isinstance(p, torch.Tensor) else torch.full_like(t, p))
+                for n, p in enumerate(polys) if n not in skip]
 
 
 @register_family
@@ -194,6 +220,26 @@ class BernsteinBasis(_PolynomialFamily):
 
     def input_map(self, x):
         return torch.sigmoid(x)
+
+    def constant_basis(self, dtype, device=None):
+        return {0: torch.ones((), dtype=dtype, device=device)} if self.degree == 0 else {}
+
+    def basis_functions(self, t, skip=()):
+        """C(D,n)·t^n·(1−t)^{D−n} with no ones tensors and no ×1 passes (the lean layout's slots)."""
+        d = self.degree
+        up, down = [None, t], [None, 1 - t]
+        for _ in range(2, d + 1):
+            up.append(up[-1] * t)
+            down.append(down[-1] * down[1])
+        out = []
+        for n in range(d + 1):
+            if n in skip:
+                continue
+            a, b = up[n] if n else None, down[d - n] if d - n else None
+            term = torch.ones_like(t) if a is None and b is None else a if b is None else b if a is None else a * b
+            coef = math.comb(d, n)
+            out.append(term if coef == 1 else term * coef)
+        return out
 
     def polynomials(self, t):
         d = self.degree
