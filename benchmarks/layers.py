@@ -16,6 +16,7 @@ import argparse
 import os
 import statistics
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -34,21 +35,33 @@ def plain_layer(nd: int, c: int) -> nn.Module:
     return nn.Sequential(conv_class(nd)(c, c, 3, padding=1, bias=False), get_norm("instance", nd, c), nn.SiLU())
 
 
-def measure(layer: nn.Module, x: torch.Tensor, repeats: int, mode: str) -> tuple[float, int]:
-    """(fwd+bwd milliseconds, bytes saved for backward) of ``layer`` on ``x`` under KANSEG_KERNELS=``mode``."""
-    os.environ["KANSEG_KERNELS"] = mode
+def measure(layer: nn.Module, x: torch.Tensor, repeats: int, mode: str) -> tuple[float, int, float | None]:
+    """(fwd+bwd milliseconds, bytes saved for backward, compile seconds or None) of ``layer`` on ``x`` under
+    KANSEG_KERNELS=``mode``; ``compile``: ``torch.compile(layer)`` under ``auto``, its first call timed apart."""
+    compile_s = None
+    if mode == "compile":
+        os.environ["KANSEG_KERNELS"] = "auto"
+        torch._dynamo.reset()
+        layer = torch.compile(layer)
+        t0 = time.perf_counter()
+        layer(x.detach().requires_grad_()).float().sum().backward()
+        compile_s = time.perf_counter() - t0
+    else:
+        os.environ["KANSEG_KERNELS"] = mode
     xx = x.detach().requires_grad_()
     saved = saved_bytes(lambda: layer(xx))
-    return time_fwd_bwd(layer, x, repeats=repeats) * 1e3, saved
+    return time_fwd_bwd(layer, x, repeats=repeats) * 1e3, saved, compile_s
 
 
 def row(name: str, layer: nn.Module, x: torch.Tensor, repeats: int, modes: list[str]) -> dict:
     out = {"layer": name, "params": sum(p.numel() for p in layer.parameters())}
     for i, mode in enumerate(modes):
-        ms, saved = measure(layer, x, repeats, mode)
+        ms, saved, compile_s = measure(layer, x, repeats, mode)
         key = "" if i == 0 else f"{mode}_"
         out[f"{key}fwd_bwd_ms"] = round(ms, 2)
         out[f"{key}saved_MiB"] = round(saved / 2**20, 2)
+        if compile_s is not None:
+            out["compile_s"] = round(compile_s, 1)
         if i == 0:
             out["saved_over_input"] = round(saved / (x.numel() * x.element_size()), 2)
     return out
@@ -61,7 +74,8 @@ def main() -> None:
     ap.add_argument("--cases", default="2d,3d")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--modes", default="eager,fused",
-                    help="KANSEG_KERNELS modes, comma-separated; the first is the main column (eager = reference)")
+                    help="KANSEG_KERNELS modes, comma-separated (plus 'compile': torch.compile of the layer under "
+                         "auto); the first is the main column (eager = reference)")
     ap.add_argument("--out", default=None, help="result file name under benchmarks/results/")
     ap.add_argument("--note", default="", help="free text stored in the JSON (e.g. what else ran)")
     args = ap.parse_args()

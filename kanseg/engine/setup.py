@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -170,6 +171,20 @@ def build_loss_for(cfg: TrainConfig, out_channels: int) -> nn.Module:
                           class_weights=c.class_weights, pos_weight=c.pos_weight)
     except ValueError as err:
         raise KansegError(f"loss: {err}") from None
+
+
+def check_compile(cfg: TrainConfig, device: torch.device, distributed: bool) -> None:
+    """One-line :class:`KansegError` when ``compile: true`` cannot work here (before anything is written)."""
+    if not cfg.compile:
+        return
+    if distributed:
+        raise KansegError("compile: true is not supported under torchrun yet; train without it")
+    if cfg.loss.l1_activation or cfg.loss.l2_activation:
+        raise KansegError("compile: true does not combine with loss.l1_activation / loss.l2_activation (they hook "
+                          "every KAN conv); turn one of them off")
+    if device.type == "cpu" and not any(shutil.which(cxx) for cxx in ("g++", "c++", "clang++")):
+        raise KansegError("compile: true on CPU needs a C++ compiler (g++ or clang++) on PATH; install one or "
+                          "train without compile")
 
 
 def build_training(cfg: TrainConfig, model: nn.Module, device: torch.device, out_channels: int = 1):

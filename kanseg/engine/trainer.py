@@ -248,6 +248,7 @@ def _train(cfg: TrainConfig, resume: Path | None, stop_after: int | None, ctx: D
 def _set_up(cfg: TrainConfig, resume: Path | None, stop_after: int | None, ctx: DistributedContext) -> TrainState:
     """Set-up step: run directory, data, model, optimiser (restored from ``last.pt`` when resuming), loader."""
     run_dir = _prepare_run_dir(cfg, resume, ctx)  # nothing is written until everything below is valid
+    setup.check_compile(cfg, ctx.device, ctx.enabled)
 
     # datasets: rank 0 first (it may generate or cache data), then the others
     if not ctx.is_main:
@@ -287,6 +288,9 @@ def _set_up(cfg: TrainConfig, resume: Path | None, stop_after: int | None, ctx: 
                  f"{(n_params - trainable) / 1e6:.3f} M frozen parameters")
 
     net = DistributedDataParallel(model) if ctx.enabled else model
+    if cfg.compile:
+        net = torch.compile(net)  # traced at the first step; validation and checkpoints use ``model`` itself
+        log.info("compile: the first training step compiles the model (about a minute on 2 CPU cores)")
     sampler = DistributedSampler(train_ds, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True, seed=cfg.seed)
     loader = DataLoader(train_ds, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.data.num_workers,
                         drop_last=len(sampler) > cfg.batch_size, pin_memory=ctx.device.type == "cuda")

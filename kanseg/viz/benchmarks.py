@@ -82,6 +82,8 @@ def layers_markdown(result: dict[str, Any]) -> str:
                 out[f"{m} ms"] = r.get(f"{m}_fwd_bwd_ms", "")
                 out[f"{m} × conv"] = r.get(f"{m}_time_vs_conv", "")
                 out[f"{m} saved MiB"] = r.get(f"{m}_saved_MiB", "")
+            if "compile" in extra:
+                out["compile s (once)"] = r.get("compile_s", "")
             rows.append(out)
         parts.append(markdown_table(rows, digits=2))
     return "\n\n".join(parts)
@@ -161,6 +163,10 @@ def model_memory_markdown(result: dict[str, Any]) -> str:
     rows = [{"model": r["model"], "params": r["params"], "eager saved MiB": r["eager_saved_MiB"],
              "fused saved MiB": r["fused_saved_MiB"], "eager / fused": r["saved_ratio"], "eager ms": r["eager_ms"],
              "fused ms": r["fused_ms"]} for r in result["rows"]]
+    if any("compile_ms" in r for r in result["rows"]):
+        for row, r in zip(rows, result["rows"]):
+            row.update({"compile saved MiB": r.get("compile_saved_MiB", ""), "compile ms": r.get("compile_ms", ""),
+                        "compile s (once)": r.get("compile_s", "")})
     head = f"one training step, batch {result['batch']}, input {'×'.join(map(str, result['input']))}"
     return head + "\n\n" + markdown_table(rows, digits=1)
 
