@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from kanseg.errors import KansegError
+from kanseg.kernels.analytic_expander import AnalyticExpander
 from kanseg.kernels.expand_conv import ConvGeometry, ExpandConv, ExpandConvPlan, TorchExpander
 from kanseg.kernels.recurrences import recurrence_names
 from kanseg.kernels.stage2_table import STAGE2_FAMILIES, LayerShape, choose_stage2, stage2_family_names
@@ -163,6 +164,8 @@ def basis_conv(z: torch.Tensor, family: nn.Module, conv: nn.Module, dropout: nn.
     if backend == "triton":
         from kanseg.kernels.triton_expander import TritonExpander  # imports triton only here
         expander = TritonExpander(family, names, conv_dtype)
+    elif getattr(family, "analytic_vjp", False):
+        expander = AnalyticExpander(family, names)
     else:
         expander = TorchExpander(family, torch_basis_expansion, names)
     plan = ExpandConvPlan(expander, geometry, conv_dtype)

@@ -196,3 +196,48 @@ def test_autocast_and_low_precision(dtype, monkeypatch):
         ref, out = results["eager", kind], results["fused", kind]
         assert out.dtype == ref.dtype
         torch.testing.assert_close(out.float(), ref.float(), rtol=2e-2, atol=2e-2)
+
+
+ANALYTIC = [  # (family, nd, groups, options): the families whose CPU fused path is the AnalyticExpander
+    ("rbf", 2, 1, {}), ("rbf", 3, 2, {"norm": "batch"}), ("rbf", 1, 1, {"grid_size": 5}),
+    ("relu", 2, 2, {}), ("relu", 3, 1, {"train_ab": False}), ("relu", 1, 1, {"g": 3, "k": 2}),
+    *[("bspline", 2, 1, {"spline_order": k, "grid_range": (-1.5, 1.5)}) for k in (0, 1, 2, 3)],
+    ("bspline", 3, 2, {}),
+    *[("wavelet", nd, g, {"wavelet_type": w}) for w in ("mexican_hat", "morlet", "dog") for nd, g in ((2, 1), (3, 2))],
+    ("wavelet", 1, 2, {}),
+]
+
+
+@pytest.mark.parametrize("case", ANALYTIC, ids=lambda c: f"{c[0]}-{c[1]}d-g{c[2]}-{'-'.join(map(str, c[3].values()))}")
+def test_analytic_expander_equals_eager_fp64(case, monkeypatch):
+    """The hand-written VJPs (rbf, relu, bspline, wavelet): values and every gradient equal to eager autograd, with
+    non-trivial learnable parameters, in train mode (a batch-norm input map updates its statistics once)."""
+    family, nd, groups, options = case
+    torch.manual_seed(0)
+    layer = create_kan_conv(family, nd, 4, 6, 3, padding=1, groups=groups, **options).double()
+    with torch.no_grad():
+        for name, p in layer.basis.named_parameters():
+            if name in ("scale",):
+                p.uniform_(0.5, 2.0)
+            elif name in ("translation",):
+                p.uniform_(-1.0, 1.0)
+            elif name.startswith("phase"):
+                p.add_(0.1 * torch.randn_like(p))
+    from kanseg.kernels.analytic_expander import AnalyticExpander
+
+    calls = []
+    vjp = AnalyticExpander.vjp
+    monkeypatch.setattr(AnalyticExpander, "vjp", lambda self, *a: calls.append(1) or vjp(self, *a))
+    x = _x(nd, size=(7, 6, 5)) * 1.5
+    y_ref, g_ref = _run(layer, x, "eager", monkeypatch)
+    buffers = {k: v.clone() for k, v in layer.named_buffers()}
+    y, g = _run(layer, x, "fused", monkeypatch)
+    assert calls  # the dispatcher chose the analytic expander
+    torch.testing.assert_close(y, y_ref, rtol=1e-10, atol=1e-12)
+    for a, b in zip(g, g_ref, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11)
+    assert any(t.abs().sum() > 0 for t in g[1:])
+    for k, v in layer.named_buffers():  # running statistics: one update per forward, as eager
+        if k.endswith("num_batches_tracked"):
+            assert int(v) == int(buffers[k]) + 1
+

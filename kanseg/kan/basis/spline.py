@@ -47,6 +47,25 @@ class RBFBasis(BasisFamily):
     def basis(self, t):
         return torch.exp(-(((t.unsqueeze(2) - _bcast(self.grid, t)) / self.denominator) ** 2))
 
+    # --- the fused torch path (kanseg.kernels.AnalyticExpander): B = exp(−d²), d = (t − c)/h, dB/dt = −2·B·d/h ---
+    analytic_vjp = True
+
+    def _distance(self, t):
+        return (t.unsqueeze(2) - _bcast(self.grid, t)).div_(self.denominator)
+
+    def fast_expand(self, t):
+        return self._distance(t).square_().neg_().exp_().flatten(1, 2)
+
+    def expand_cached(self, t):
+        d = self._distance(t)
+        b = d.square().neg_().exp_()
+        return b.flatten(1, 2), (d, b)
+
+    def expand_vjp(self, t, cache, grad):
+        d, b = cache
+        w = grad.view_as(b) * b
+        return w.mul_(d).sum(2).mul_(-2.0 / self.denominator), {}
+
 
 @register_family
 class BSplineBasis(BasisFamily):
@@ -85,6 +104,52 @@ class BSplineBasis(BasisFamily):
             bases = left * bases[:, :, :-1] + right * bases[:, :, 1:]
         return bases
 
+    # --- the fused torch path (kanseg.kernels.AnalyticExpander) ------------------------------------------------
+    # Cox–de Boor with two temporaries per level; the derivative of an order-k B-spline is
+    # dB_{i,k}/dx = k/(g_{i+k} − g_i)·B_{i,k−1} − k/(g_{i+k+1} − g_{i+1})·B_{i+1,k−1} (no parameters).
+    analytic_vjp = True
+
+    def _levels(self, t, stop: int):
+        """The order-``stop`` bases ``(B, C, P_stop, *S)`` by the in-place recursion."""
+        x = t.unsqueeze(2)
+        grid = _bcast(self.grid, t)
+        g = lambda a, b=None: grid[:, :, a:b]  # noqa: E731
+        bases = ((x >= g(0, -1)) & (x < g(1))).to(t.dtype)
+        for k in range(1, stop + 1):
+            left = (x - g(0, -(k + 1))).div_(g(k, -1) - g(0, -(k + 1)))
+            right = (g(k + 1) - x).div_(g(k + 1) - g(1, -k))
+            bases = left.mul_(bases[:, :, :-1]).add_(right.mul_(bases[:, :, 1:]))
+        return bases
+
+    def fast_expand(self, t):
+        return self._levels(t, self.spline_order).flatten(1, 2)
+
+    def expand_cached(self, t):
+        k = self.spline_order
+        if k == 0:
+            return self._levels(t, 0).flatten(1, 2), None
+        below = self._levels(t, k - 1)
+        x = t.unsqueeze(2)
+        grid = _bcast(self.grid, t)
+        g = lambda a, b=None: grid[:, :, a:b]  # noqa: E731
+        left = (x - g(0, -(k + 1))).div_(g(k, -1) - g(0, -(k + 1)))
+        right = (g(k + 1) - x).div_(g(k + 1) - g(1, -k))
+        bases = left.mul_(below[:, :, :-1]).add_(right.mul_(below[:, :, 1:]))
+        return bases.flatten(1, 2), below
+
+    def expand_vjp(self, t, cache, grad):
+        k = self.spline_order
+        if k == 0:
+            return torch.zeros_like(t), {}
+        below = cache
+        grid = _bcast(self.grid, t)
+        c_left = k / (grid[:, :, k:-1] - grid[:, :, :-(k + 1)])
+        c_right = k / (grid[:, :, k + 1:] - grid[:, :, 1:-k])
+        w = grad.view(*below.shape[:2], -1, *below.shape[3:])
+        up = (w * c_left).mul_(below[:, :, :-1]).sum(2)
+        down = (w * c_right).mul_(below[:, :, 1:]).sum(2)
+        return up.sub_(down), {}
+
 
 @register_family
 class ReLUBasis(BasisFamily):
@@ -114,3 +179,35 @@ class ReLUBasis(BasisFamily):
         x = t.unsqueeze(2)
         y = torch.relu(x - _bcast(self.phase_low, t)) * torch.relu(_bcast(self.phase_high, t) - x) * self.r
         return y * y
+
+    # --- the fused torch path (kanseg.kernels.AnalyticExpander) ------------------------------------------------
+    # a = ReLU(x − l), b = ReLU(h − x), y = r·a·b, B = y²:  dB/dx = 2r·y·(b − a)  (y = 0 wherever a or b is 0),
+    # dB/dl = −2r·y·b,  dB/dh = 2r·y·a; the phase gradients sum over the batch and space.
+    analytic_vjp = True
+
+    def _ramps(self, t):
+        x = t.unsqueeze(2)
+        a = (x - _bcast(self.phase_low, t)).clamp_min_(0)
+        b = (_bcast(self.phase_high, t) - x).clamp_min_(0)
+        return a, b
+
+    def fast_expand(self, t):
+        a, b = self._ramps(t)
+        return a.mul_(b).mul_(self.r).square_().flatten(1, 2)
+
+    def expand_cached(self, t):
+        a, b = self._ramps(t)
+        y = (a * b).mul_(self.r)
+        return (y * y).flatten(1, 2), (a, b, y)
+
+    def expand_vjp(self, t, cache, grad):
+        a, b, y = cache
+        w = grad.view_as(y) * y
+        w.mul_(2.0 * self.r)
+        wb, wa = b.mul_(w), a.mul_(w)                      # the cache is not needed again
+        grad_t = wb.sum(2) - wa.sum(2)
+        own = {}
+        if self.phase_low.requires_grad or self.phase_high.requires_grad:
+            dims = [0, *range(3, wa.dim())]
+            own = {"phase_low": -wb.sum(dims), "phase_high": wa.sum(dims)}
+        return grad_t, own
