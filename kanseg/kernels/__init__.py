@@ -22,11 +22,13 @@ from kanseg.kernels.dispatch import (
     triton_family_names,
     use_fused,
 )
+from kanseg.kernels.analytic_expander import AnalyticExpander
 from kanseg.kernels.expand_conv import ConvGeometry, ExpandConv, ExpandConvPlan, TorchExpander
 from kanseg.kernels.implicit_gemm_fused import fusable, kan_conv_fused
 from kanseg.kernels.stage2_table import stage2_family_names
 
 __all__ = [
+    "AnalyticExpander",
     "BACKENDS",
     "ENV_VAR",
     "MODES",

@@ -4,7 +4,9 @@
 
 - ``eager``: the reference layers, bit for bit (``KANConv.expand`` + ``nn.ConvNd``).
 - ``fused``: always :class:`~kanseg.kernels.expand_conv.ExpandConv`; the expansion runs in Triton kernels on CUDA for
-  the families of :func:`triton_family_names`, in the torch recompute expander otherwise (CPU, wavelet, bspline).
+  the families of :func:`triton_family_names`, in torch otherwise (CPU, wavelet, bspline): by the family's analytic
+  expander where it has one (rbf, relu, bspline, wavelet: :mod:`kanseg.kernels.analytic_expander`), else by the
+  recompute-under-autograd expander.
 - ``auto`` (default): like ``fused``, except for CPU tensors when no gradient is recorded (the eager forward does
   the same work) and while ``torch.compile`` traces (it fuses the eager graph itself).
 
