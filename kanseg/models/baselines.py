@@ -100,14 +100,14 @@ class MonaiDynUNet(BaselineModel):
         from monai.networks.nets import DynUNet
 
         if not isinstance(depth, int) or depth < 2:
-            raise ModelConfigError(f"MonaiDynUNet: depth must be an integer >= 2, got {depth!r}")
+            raise ModelConfigError(f"{type(self).__name__}: depth must be an integer >= 2, got {depth!r}")
         if not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
-            raise ModelConfigError(f"MonaiDynUNet: kernel_size must be odd and positive, got {kernel_size!r}")
+            raise ModelConfigError(f"{type(self).__name__}: kernel_size must be odd and positive, got {kernel_size!r}")
         if filters is not None and len(filters) != depth:
-            raise ModelConfigError(f"MonaiDynUNet: filters {list(filters)} must have depth={depth} entries")
+            raise ModelConfigError(f"{type(self).__name__}: filters {list(filters)} must have depth={depth} entries")
         strides = [1] + [2] * (depth - 1)
         self.size_divisor = 2 ** (depth - 1)
-        self.net = _build("MonaiDynUNet", lambda: DynUNet(
+        self.net = _build(type(self).__name__, lambda: DynUNet(
             spatial_dims, in_channels, out_channels, kernel_size=[kernel_size] * depth, strides=strides,
             upsample_kernel_size=strides[1:], filters=None if filters is None else list(filters), dropout=dropout,
             norm_name=_spec(norm_name), act_name=_spec(act_name), res_block=res_block))
