@@ -136,8 +136,8 @@ class TrainConfig(_Section):
     early_stop: EarlyStopConfig = Field(default_factory=EarlyStopConfig)
     tensorboard: bool = False  # TensorBoard event files in the run directory (pip install 'kanseg[tensorboard]')
     # torch.compile the training forward (inductor; needs a C++ compiler on CPU). Validation and checkpoints use the
-    # plain model. Measured on 2 CPU cores: unet-gram steps 1.6x faster after ~1 min of compiling
-    # (benchmarks/README.md section 3); single process only.
+    # plain model. Measured on 2 CPU cores: study-size unet-gram epochs 10-11 s -> 7.5-9 s after ~1 min of
+    # compiling, so it pays from ~30 epochs (benchmarks/README.md section 3); single process only.
     compile: bool = False
     ukan_batch_size: int = Field(8, ge=1)
     out: str | None = None
