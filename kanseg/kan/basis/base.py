@@ -72,6 +72,10 @@ class BasisFamily(nn.Module):
     #: the layer may compute this family in the lean layout (:mod:`kanseg.kan.lean`): it implements
     #: :meth:`basis_functions` and :meth:`constant_basis`.
     supports_lean: ClassVar[bool] = False
+    #: the fused torch path may use :class:`kanseg.kernels.AnalyticExpander`: the family implements
+    #: ``fast_expand(t)``, ``expand_cached(t) -> (expanded, cache)`` and ``expand_vjp(t, cache, grad) -> (dL/dt,
+    #: {parameter name: gradient})`` (rbf, relu, bspline, wavelet).
+    analytic_vjp: ClassVar[bool] = False
 
     def __init__(self, *, in_channels: int, out_channels: int, groups: int, spatial_dims: int,
                  kernel_size: int, norm_module: nn.Module | None = None, **options):

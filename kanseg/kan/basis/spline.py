@@ -109,16 +109,19 @@ class BSplineBasis(BasisFamily):
     # dB_{i,k}/dx = k/(g_{i+k} − g_i)·B_{i,k−1} − k/(g_{i+k+1} − g_{i+1})·B_{i+1,k−1} (no parameters).
     analytic_vjp = True
 
+    def _level_up(self, t, bases, k: int):
+        """Order-``k`` bases from the order-(k−1) ``bases`` (read only), on two temporaries."""
+        x, grid = t.unsqueeze(2), _bcast(self.grid, t)
+        left = (x - grid[:, :, :-(k + 1)]).div_(grid[:, :, k:-1] - grid[:, :, :-(k + 1)])
+        right = (grid[:, :, k + 1:] - x).div_(grid[:, :, k + 1:] - grid[:, :, 1:-k])
+        return left.mul_(bases[:, :, :-1]).add_(right.mul_(bases[:, :, 1:]))
+
     def _levels(self, t, stop: int):
-        """The order-``stop`` bases ``(B, C, P_stop, *S)`` by the in-place recursion."""
-        x = t.unsqueeze(2)
-        grid = _bcast(self.grid, t)
-        g = lambda a, b=None: grid[:, :, a:b]  # noqa: E731
-        bases = ((x >= g(0, -1)) & (x < g(1))).to(t.dtype)
+        """The order-``stop`` bases ``(B, C, P_stop, *S)``."""
+        x, grid = t.unsqueeze(2), _bcast(self.grid, t)
+        bases = ((x >= grid[:, :, :-1]) & (x < grid[:, :, 1:])).to(t.dtype)
         for k in range(1, stop + 1):
-            left = (x - g(0, -(k + 1))).div_(g(k, -1) - g(0, -(k + 1)))
-            right = (g(k + 1) - x).div_(g(k + 1) - g(1, -k))
-            bases = left.mul_(bases[:, :, :-1]).add_(right.mul_(bases[:, :, 1:]))
+            bases = self._level_up(t, bases, k)
         return bases
 
     def fast_expand(self, t):
@@ -129,13 +132,7 @@ class BSplineBasis(BasisFamily):
         if k == 0:
             return self._levels(t, 0).flatten(1, 2), None
         below = self._levels(t, k - 1)
-        x = t.unsqueeze(2)
-        grid = _bcast(self.grid, t)
-        g = lambda a, b=None: grid[:, :, a:b]  # noqa: E731
-        left = (x - g(0, -(k + 1))).div_(g(k, -1) - g(0, -(k + 1)))
-        right = (g(k + 1) - x).div_(g(k + 1) - g(1, -k))
-        bases = left.mul_(below[:, :, :-1]).add_(right.mul_(below[:, :, 1:]))
-        return bases.flatten(1, 2), below
+        return self._level_up(t, below, k).flatten(1, 2), below
 
     def expand_vjp(self, t, cache, grad):
         k = self.spline_order
