@@ -230,6 +230,13 @@ def test_analytic_expander_equals_eager_fp64(case, monkeypatch):
     monkeypatch.setattr(AnalyticExpander, "vjp", lambda self, *a: calls.append(1) or vjp(self, *a))
     x = _x(nd, size=(7, 6, 5)) * 1.5
     y_ref, g_ref = _run(layer, x, "eager", monkeypatch)
+    fast = []
+    fast_expand = type(layer.basis).fast_expand
+    monkeypatch.setattr(type(layer.basis), "fast_expand", lambda self, t: fast.append(1) or fast_expand(self, t))
+    with torch.no_grad():  # auto without gradients: the in-place expansion, same values
+        monkeypatch.setenv(kernels.ENV_VAR, "auto")
+        torch.testing.assert_close(layer(x), y_ref, rtol=1e-10, atol=1e-12)
+    assert fast
     buffers = {k: v.clone() for k, v in layer.named_buffers()}
     y, g = _run(layer, x, "fused", monkeypatch)
     assert calls  # the dispatcher chose the analytic expander
