@@ -34,15 +34,11 @@ def supports_lean(layer: nn.Module) -> bool:
             and layer.dropout_placement != "degree" and kernels.ConvGeometry.of(layer.basis_conv) is not None)
 
 
-def _kept(family: nn.Module, dtype: torch.dtype) -> list[int]:
-    return [n for n in range(family.num_basis) if n not in family.constant_basis(dtype)]
-
-
-def lean_weight(layer: nn.Module) -> torch.Tensor | None:
-    """The basis conv weight without the constant maps' columns: ``(C_out, I_g·K, *k)`` for the K non-constant
-    maps; ``None`` when every map is constant (degree 0)."""
+def lean_weight(layer: nn.Module, constants: dict[int, torch.Tensor]) -> torch.Tensor | None:
+    """The basis conv weight without the columns of the ``constants`` maps (``family.constant_basis``):
+    ``(C_out, I_g·K, *k)`` for the K non-constant maps; ``None`` when every map is constant (degree 0)."""
     family, w = layer.basis, layer.basis_conv.weight
-    keep = _kept(family, w.dtype)
+    keep = [n for n in range(family.num_basis) if n not in constants]
     if not keep:
         return None
     if len(keep) == family.num_basis:
@@ -52,13 +48,12 @@ def lean_weight(layer: nn.Module) -> torch.Tensor | None:
     return (view[:, :, keep[0]:keep[-1] + 1] if contiguous else view[:, :, keep]).flatten(1, 2)
 
 
-def constant_map(layer: nn.Module, z: torch.Tensor) -> torch.Tensor | None:
-    """The constant maps' share of the basis conv, ``(1, C_out, *S')`` (broadcast over the batch); ``None`` when
-    the family has none."""
-    family, w = layer.basis, layer.basis_conv.weight
-    constants = family.constant_basis(w.dtype, w.device)
+def constant_map(layer: nn.Module, z: torch.Tensor, constants: dict[int, torch.Tensor]) -> torch.Tensor | None:
+    """The ``constants`` maps' share of the basis conv, ``(1, C_out, *S')`` (broadcast over the batch); ``None``
+    when there are none."""
     if not constants:
         return None
+    family, w = layer.basis, layer.basis_conv.weight
     view = w.view(w.shape[0], -1, family.num_basis, *w.shape[2:])
     folded = sum(value * view[:, :, n] for n, value in constants.items()).sum(dim=1, keepdim=True)  # (C_out, 1, *k)
     ones = torch.ones(1, family.groups, *z.shape[2:], dtype=w.dtype, device=z.device)
@@ -82,7 +77,9 @@ def lean_basis_branch(layer: nn.Module, z: torch.Tensor, fused: bool) -> torch.T
     ``fused``: run the lean expansion inside :class:`~kanseg.kernels.ExpandConv` (recomputed in backward, never
     saved); otherwise as plain autograd ops.
     """
-    weight = lean_weight(layer)
+    w = layer.basis_conv.weight
+    constants = layer.basis.constant_basis(w.dtype, w.device)
+    weight = lean_weight(layer, constants)
     scale = dropout_scale(layer.dropout, z) if layer.dropout_placement == "poly" else None
     y = None
     if weight is not None and fused:
@@ -99,7 +96,7 @@ def lean_basis_branch(layer: nn.Module, z: torch.Tensor, fused: bool) -> torch.T
         if not (autocast_on or z.dtype == torch.float64):
             expanded = expanded.to(z.dtype)
         y = layer.basis_conv._conv_forward(expanded, weight, None)
-    const = constant_map(layer, z)
+    const = constant_map(layer, z, constants)
     if const is None:
         return y
     return const.expand(z.shape[0], *const.shape[1:]) if y is None else y + const

@@ -56,13 +56,15 @@ def test_lean_weight_and_constant_map_shapes():
     equal to the reference conv of the constant channels alone."""
     torch.manual_seed(0)
     layer = create_kan_conv("gram", 2, 4, 6, 3, padding=1, groups=2).double()
-    assert lean.lean_weight(layer).shape == (6, 2 * 3, 3, 3)
+    constants = layer.basis.constant_basis(torch.float64)
+    assert lean.lean_weight(layer, constants).shape == (6, 2 * 3, 3, 3)
     z = torch.randn(3, 4, 5, 7, dtype=torch.float64)
-    const = lean.constant_map(layer, z)
+    const = lean.constant_map(layer, z, constants)
     expanded = torch.zeros(1, 4 * 4, 5, 7, dtype=torch.float64)
     expanded[:, 0::4] = torch.nn.functional.silu(torch.ones((), dtype=torch.float64))  # B_0 = SiLU(p_0) = SiLU(1)
     torch.testing.assert_close(const, layer.basis_conv(expanded))
-    assert lean.constant_map(create_kan_conv("bernstein", 2, 4, 6, 3), z) is None  # degree 3: no constant map
+    bernstein = create_kan_conv("bernstein", 2, 4, 6, 3)
+    assert lean.constant_map(bernstein, z, bernstein.basis.constant_basis(torch.float32)) is None  # degree 3: none
 
 
 def test_lean_gradcheck(monkeypatch):
